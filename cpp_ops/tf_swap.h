@@ -1,0 +1,149 @@
+/* tf_swap C ABI: the kernels in rust/ called by the TensorFlow ops in this
+ * folder. tests/header_matches_exports.rs fails when this header and the
+ * Rust exports disagree.
+ *
+ * Conventions: the caller (TensorFlow) owns every buffer. Mutable buffers
+ * come first, then read-only inputs, then scalars, then `error`. A pointer
+ * may be NULL only when its length is 0. A buffer a call writes must not
+ * overlap any other buffer of that call. Each function returns a
+ * tf_swap_status code and, on failure, writes a message to `error` when it
+ * is not NULL; a failed call has written nothing else. A panic inside the
+ * library is reported as TF_SWAP_PANIC, never unwound into C. */
+#ifndef TF_SWAP_H_
+#define TF_SWAP_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Codes are never renumbered or reused; new ones are appended. */
+typedef enum tf_swap_status {
+  TF_SWAP_OK = 0,
+  TF_SWAP_NULL_POINTER = 1,
+  TF_SWAP_MISALIGNED_POINTER = 2,
+  TF_SWAP_ALIASED_BUFFERS = 3,
+  TF_SWAP_LENGTH_MISMATCH = 4,
+  TF_SWAP_INDEX_OUT_OF_RANGE = 5,
+  TF_SWAP_INVALID_HYPER_PARAMETER = 6,
+  TF_SWAP_UNKNOWN_MODE = 7,
+  TF_SWAP_INVALID_ROW_RANGE = 8,
+  TF_SWAP_PANIC = 9,
+} tf_swap_status;
+
+/* Where a failing call describes what went wrong (NUL-terminated UTF-8). */
+typedef struct tf_swap_error {
+  char message[256];
+} tf_swap_error;
+
+/* Hyper-parameters of one Adagrad-SWAP apply. Floats are widened to double,
+ * which is exact for float32 values.
+ * decay_mode: 0 exact, 1 once per update.
+ * epsilon_placement: 0 sqrt(acc) + epsilon (TensorFlow),
+ *                    1 sqrt(acc + epsilon) (Keras). */
+typedef struct tf_swap_adagrad_swap_hyper {
+  double learning_rate;
+  double epsilon;
+  double decay_rate;
+  double accumulator_floor;
+  int64_t step;
+  int64_t decay_period;
+  uint32_t decay_mode;
+  uint32_t epsilon_placement;
+} tf_swap_adagrad_swap_hyper;
+
+/* A static description of a status code; never freed. */
+const char *tf_swap_status_str(uint32_t status);
+
+/* Threads to use for an op touching `elements` elements (1 when small). */
+size_t tf_swap_partition_count(size_t elements, size_t max_threads);
+
+/* Rows [*begin, *end) of block `part` of `parts` near-equal blocks. */
+void tf_swap_block_rows(size_t rows, size_t parts, size_t part, size_t *begin,
+                        size_t *end);
+
+/* Validates hyper-parameters; call before the first apply of an op. */
+uint32_t tf_swap_adagrad_swap_check_hyper(
+    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+
+/* Dense Adagrad-SWAP on rows [row_begin, row_end) of a variable of `rows`
+ * rows of `inner` elements: var, accum, grad hold rows * inner elements,
+ * power holds rows. Concurrent calls on one variable use disjoint rows. */
+uint32_t tf_swap_adagrad_swap_dense_f32(
+    float *var, float *accum, int64_t *power, const float *grad, size_t rows,
+    size_t inner, size_t row_begin, size_t row_end,
+    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+uint32_t tf_swap_adagrad_swap_dense_f64(
+    double *var, double *accum, int64_t *power, const double *grad,
+    size_t rows, size_t inner, size_t row_begin, size_t row_end,
+    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+
+/* Sparse Adagrad-SWAP of n gradient rows (grad: n * inner) at `indices`
+ * into rows [row_begin, row_end) of the variable; indices outside that
+ * range are skipped. Indices must be in range and distinct (see
+ * tf_swap_check_indices_* and tf_swap_sum_duplicates_*). */
+uint32_t tf_swap_adagrad_swap_sparse_f32_i32(
+    float *var, float *accum, int64_t *power, const float *grad,
+    const int32_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    tf_swap_error *error);
+uint32_t tf_swap_adagrad_swap_sparse_f32_i64(
+    float *var, float *accum, int64_t *power, const float *grad,
+    const int64_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    tf_swap_error *error);
+uint32_t tf_swap_adagrad_swap_sparse_f64_i32(
+    double *var, double *accum, int64_t *power, const double *grad,
+    const int32_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    tf_swap_error *error);
+uint32_t tf_swap_adagrad_swap_sparse_f64_i64(
+    double *var, double *accum, int64_t *power, const double *grad,
+    const int64_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    tf_swap_error *error);
+
+/* Checks every index is in [0, rows); sets *has_duplicates. */
+uint32_t tf_swap_check_indices_i32(const int32_t *indices, size_t n,
+                                   size_t rows, bool *has_duplicates,
+                                   tf_swap_error *error);
+uint32_t tf_swap_check_indices_i64(const int64_t *indices, size_t n,
+                                   size_t rows, bool *has_duplicates,
+                                   tf_swap_error *error);
+
+/* Sums the gradient rows of repeated indices, in order of position: the
+ * distinct rows go, ascending, to unique_indices (n slots), their sums to
+ * summed_grad (n * inner slots), their number to *unique_count. */
+uint32_t tf_swap_sum_duplicates_f32_i32(int64_t *unique_indices,
+                                        float *summed_grad,
+                                        size_t *unique_count,
+                                        const int32_t *indices,
+                                        const float *grad, size_t n,
+                                        size_t inner, tf_swap_error *error);
+uint32_t tf_swap_sum_duplicates_f32_i64(int64_t *unique_indices,
+                                        float *summed_grad,
+                                        size_t *unique_count,
+                                        const int64_t *indices,
+                                        const float *grad, size_t n,
+                                        size_t inner, tf_swap_error *error);
+uint32_t tf_swap_sum_duplicates_f64_i32(int64_t *unique_indices,
+                                        double *summed_grad,
+                                        size_t *unique_count,
+                                        const int32_t *indices,
+                                        const double *grad, size_t n,
+                                        size_t inner, tf_swap_error *error);
+uint32_t tf_swap_sum_duplicates_f64_i64(int64_t *unique_indices,
+                                        double *summed_grad,
+                                        size_t *unique_count,
+                                        const int64_t *indices,
+                                        const double *grad, size_t n,
+                                        size_t inner, tf_swap_error *error);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
+
+#endif  // TF_SWAP_H_

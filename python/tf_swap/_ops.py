@@ -1,0 +1,59 @@
+"""Loads tf_swap's op library (the Rust kernels and their TensorFlow ops)."""
+
+import functools
+import os
+import re
+from pathlib import Path
+
+import tensorflow as tf
+
+# Every op the library must register; a library built without TensorFlow
+# loads fine but registers none of them.
+EXPECTED_OPS = (
+    "TfSwapResourceApplyAdagradSwap",
+    "TfSwapResourceSparseApplyAdagradSwap",
+)
+
+_LIBRARY_ENV = "TF_SWAP_LIBRARY"
+
+
+def _candidates():
+    override = os.environ.get(_LIBRARY_ENV)
+    if override:
+        return [Path(override)]
+    package = Path(__file__).resolve().parent
+    return [
+        package / "_tf_swap_ops.so",  # installed wheel
+        package.parents[1] / "target" / "release" / "libtf_swap.so",  # cargo
+    ]
+
+
+def _wrapper(op_name):
+    """The name of the Python wrapper TensorFlow generates for an op."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", op_name).lower()
+
+
+@functools.cache
+def library():
+    """Returns the loaded op module; raises `ImportError` if unusable."""
+    candidates = _candidates()
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise ImportError(
+            "tf_swap's op library was not found (looked for "
+            + ", ".join(str(p) for p in candidates)
+            + "). Build it with `make build` (TF_SWAP_OPS=1 cargo build "
+            f"--release) or point {_LIBRARY_ENV} at it."
+        )
+    try:
+        module = tf.load_op_library(str(path))
+    except tf.errors.NotFoundError as error:
+        raise ImportError(f"cannot load {path}: {error}") from error
+    missing = [op for op in EXPECTED_OPS if not hasattr(module, _wrapper(op))]
+    if missing:
+        raise ImportError(
+            f"{path} does not register the tf_swap ops {missing}: it was "
+            "built without TensorFlow. Rebuild with `make build` "
+            "(TF_SWAP_OPS=1 cargo build --release)."
+        )
+    return module

@@ -1,0 +1,38 @@
+"""Conversions shared by the op wrappers."""
+
+import numbers
+
+import tensorflow as tf
+
+
+def resource_handle(variable):
+    """The resource handle of a `tf.Variable`, Keras variable or handle."""
+    if isinstance(variable, tf.Tensor) and variable.dtype == tf.resource:
+        return variable
+    handle = getattr(variable, "handle", None)
+    if handle is None:
+        raise TypeError(f"Expected a resource variable or handle, got {type(variable)}")
+    return handle
+
+
+def scalar(value, dtype, name):
+    """`value` as a scalar tensor of `dtype`.
+
+    Python numbers convert straight to `dtype` (0.1 stays the nearest
+    float64 to 0.1, not a float32 widened); tensors are cast, as Keras casts
+    its learning rate to the variable's dtype.
+    """
+    if isinstance(value, numbers.Number):
+        return tf.convert_to_tensor(value, dtype=dtype, name=name)
+    return tf.cast(value, dtype, name=name)
+
+
+def period(value):
+    """A decay period as an int64 scalar; `1.4e7` is accepted, `2.5` not."""
+    if isinstance(value, numbers.Number):
+        if float(value) != int(value):
+            raise ValueError(
+                f"decay_period must be a whole number of steps, got {value}"
+            )
+        value = int(value)
+    return scalar(value, tf.int64, "decay_period")
