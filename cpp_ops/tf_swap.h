@@ -32,6 +32,7 @@ typedef enum tf_swap_status {
   TF_SWAP_UNKNOWN_MODE = 7,
   TF_SWAP_INVALID_ROW_RANGE = 8,
   TF_SWAP_PANIC = 9,
+  TF_SWAP_EMPTY_BATCH = 10,
 } tf_swap_status;
 
 /* Where a failing call describes what went wrong (NUL-terminated UTF-8). */
@@ -141,6 +142,83 @@ uint32_t tf_swap_sum_duplicates_f64_i64(int64_t *unique_indices,
                                         const int64_t *indices,
                                         const double *grad, size_t n,
                                         size_t inner, tf_swap_error *error);
+
+/* ---- Local Batch Normalization (SPEC section 3) ----
+ * x is [rows, channels], row-major, channels last. Each op is two phases:
+ * phase 1 runs per block of channels and fills the caller's double `plan`
+ * (planes of `channels` values: plan[k * channels + c]); phase 2 runs per
+ * block of rows and reads it. Training forward: stats, then normalize.
+ * Inference: inference_plan, then normalize. Backward: grad_stats, then
+ * grad_apply. Results do not depend on how ranges are split. */
+
+/* Training forward, phase 1, channels [channel_begin, channel_end): those
+ * channels of batch_mean, batch_inv_std = 1 / sqrt(var + epsilon) (biased
+ * variance) and of plan (3 * channels: mean, scale, offset). x holds
+ * rows * channels; gamma, beta, batch_mean, batch_inv_std hold channels.
+ * TF_SWAP_EMPTY_BATCH when rows == 0; epsilon must be finite and > 0. */
+uint32_t tf_swap_local_batch_norm_stats_f32(
+    float *batch_mean, float *batch_inv_std, double *plan, const float *x,
+    const float *gamma, const float *beta, size_t rows, size_t channels,
+    size_t channel_begin, size_t channel_end, double epsilon,
+    tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_stats_f64(
+    double *batch_mean, double *batch_inv_std, double *plan, const double *x,
+    const double *gamma, const double *beta, size_t rows, size_t channels,
+    size_t channel_begin, size_t channel_end, double epsilon,
+    tf_swap_error *error);
+
+/* Forward phase 2 on rows [row_begin, row_end): y = (x - mean) * scale +
+ * offset, in double, from a filled 3 * channels plan. */
+uint32_t tf_swap_local_batch_norm_normalize_f32(float *y, const float *x,
+                                                const double *plan,
+                                                size_t rows, size_t channels,
+                                                size_t row_begin,
+                                                size_t row_end,
+                                                tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_normalize_f64(double *y, const double *x,
+                                                const double *plan,
+                                                size_t rows, size_t channels,
+                                                size_t row_begin,
+                                                size_t row_end,
+                                                tf_swap_error *error);
+
+/* Backward phase 1, channels [channel_begin, channel_end): those channels of
+ * dbeta = sum dy, dgamma = sum dy * xhat and of plan (4 * channels).
+ * batch_mean and batch_inv_std are the forward's outputs (the mean is
+ * refined from x in double). TF_SWAP_EMPTY_BATCH when rows == 0. */
+uint32_t tf_swap_local_batch_norm_grad_stats_f32(
+    float *dgamma, float *dbeta, double *plan, const float *dy,
+    const float *x, const float *gamma, const float *batch_mean,
+    const float *batch_inv_std, size_t rows, size_t channels,
+    size_t channel_begin, size_t channel_end, tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_grad_stats_f64(
+    double *dgamma, double *dbeta, double *plan, const double *dy,
+    const double *x, const double *gamma, const double *batch_mean,
+    const double *batch_inv_std, size_t rows, size_t channels,
+    size_t channel_begin, size_t channel_end, tf_swap_error *error);
+
+/* Backward phase 2 on rows [row_begin, row_end):
+ * dx = gamma * inv_std / N * (N * dy - dbeta - xhat * dgamma), in double,
+ * from a filled 4 * channels plan. */
+uint32_t tf_swap_local_batch_norm_grad_apply_f32(
+    float *dx, const float *dy, const float *x, const double *plan,
+    size_t rows, size_t channels, size_t row_begin, size_t row_end,
+    tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_grad_apply_f64(
+    double *dx, const double *dy, const double *x, const double *plan,
+    size_t rows, size_t channels, size_t row_begin, size_t row_end,
+    tf_swap_error *error);
+
+/* Inference plan (3 * channels) for normalize, from the given mean and
+ * variance (not checked: a negative variance gives NaN, as in TF). */
+uint32_t tf_swap_local_batch_norm_inference_plan_f32(
+    double *plan, const float *gamma, const float *beta, const float *mean,
+    const float *variance, size_t channels, double epsilon,
+    tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_inference_plan_f64(
+    double *plan, const double *gamma, const double *beta, const double *mean,
+    const double *variance, size_t channels, double epsilon,
+    tf_swap_error *error);
 
 #ifdef __cplusplus
 }  // extern "C"

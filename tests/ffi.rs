@@ -69,6 +69,24 @@ impl Table {
     }
 }
 
+/// Dense f32 apply over all `ROWS` x `INNER` elements of raw buffers.
+///
+/// # Safety
+/// As `tf_swap_adagrad_swap_dense_f32` with `rows = ROWS`, `inner = INNER`.
+unsafe fn dense_raw(
+    var: *mut f32,
+    accum: *mut f32,
+    power: *mut i64,
+    grad: *const f32,
+    hyper: *const TfSwapAdagradSwapHyper,
+    error: *mut TfSwapError,
+) -> u32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        tf_swap_adagrad_swap_dense_f32(var, accum, power, grad, ROWS, INNER, 0, ROWS, hyper, error)
+    }
+}
+
 /// Dense f32 apply on `t`'s own buffers over rows `[begin, end)`.
 fn dense(t: &mut Table, begin: usize, end: usize, hyper: &TfSwapAdagradSwapHyper) -> (u32, String) {
     let mut error = error_slot();
@@ -221,40 +239,24 @@ fn null_with_nonzero_length_is_refused_by_name() {
     for victim in ["var", "accum", "power", "grad", "hyper"] {
         let mut t = Table::new();
         let before = t.snapshot();
-        let nulled = |name: &str| name == victim;
+        let pick = |name: &str, ptr: *mut f32| if name == victim { null_mut() } else { ptr };
+        let var = pick("var", t.var.as_mut_ptr());
+        let acc = pick("accum", t.acc.as_mut_ptr());
+        let power = if victim == "power" {
+            null_mut()
+        } else {
+            t.power.as_mut_ptr()
+        };
+        let grad = if victim == "grad" {
+            null()
+        } else {
+            t.grad.as_ptr()
+        };
+        let hyper: *const _ = if victim == "hyper" { null() } else { &hyper };
         let mut error = error_slot();
         // SAFETY: non-NULL pointers come from live Vecs of the declared
         // sizes; the NULL one is what the call must refuse.
-        let status = unsafe {
-            tf_swap_adagrad_swap_dense_f32(
-                if nulled("var") {
-                    null_mut()
-                } else {
-                    t.var.as_mut_ptr()
-                },
-                if nulled("accum") {
-                    null_mut()
-                } else {
-                    t.acc.as_mut_ptr()
-                },
-                if nulled("power") {
-                    null_mut()
-                } else {
-                    t.power.as_mut_ptr()
-                },
-                if nulled("grad") {
-                    null()
-                } else {
-                    t.grad.as_ptr()
-                },
-                ROWS,
-                INNER,
-                0,
-                ROWS,
-                if nulled("hyper") { null() } else { &hyper },
-                &mut error,
-            )
-        };
+        let status = unsafe { dense_raw(var, acc, power, grad, hyper, &mut error) };
         expect_failure(status, &error, TfSwapStatus::NullPointer, &[victim]);
         assert_eq!(t.snapshot(), before, "NULL {victim}: something was written");
     }
@@ -308,15 +310,11 @@ fn overlapping_buffers_are_refused() {
     // SAFETY: all pointers are into live Vecs of N elements; var is passed
     // as accum too, which the call must refuse before making slices.
     let status = unsafe {
-        tf_swap_adagrad_swap_dense_f32(
+        dense_raw(
             var,
             var,
             t.power.as_mut_ptr(),
             t.grad.as_ptr(),
-            ROWS,
-            INNER,
-            0,
-            ROWS,
             &hyper,
             &mut error,
         )
@@ -335,15 +333,11 @@ fn overlapping_buffers_are_refused() {
     // SAFETY: `both` holds N + 1 elements, so var = base and grad = base + 1
     // each have N in bounds; the overlap is what the call must refuse.
     let status = unsafe {
-        tf_swap_adagrad_swap_dense_f32(
+        dense_raw(
             base,
             t.acc.as_mut_ptr(),
             t.power.as_mut_ptr(),
             base.add(1),
-            ROWS,
-            INNER,
-            0,
-            ROWS,
             &hyper,
             &mut error,
         )
@@ -404,15 +398,11 @@ fn adjacent_buffers_are_accepted() {
     // SAFETY: var and accum are the two disjoint halves of `joined`, N each;
     // power and grad are live Vecs of the declared sizes.
     let status = unsafe {
-        tf_swap_adagrad_swap_dense_f32(
+        dense_raw(
             var.as_mut_ptr(),
             acc.as_mut_ptr(),
             t.power.as_mut_ptr(),
             t.grad.as_ptr(),
-            ROWS,
-            INNER,
-            0,
-            ROWS,
             &hyper,
             &mut error,
         )
@@ -439,15 +429,11 @@ fn misaligned_pointers_are_refused() {
     // buffers are live Vecs of the declared sizes.
     let status = unsafe {
         let var = spare.as_mut_ptr().cast::<u8>().add(1).cast::<f32>();
-        tf_swap_adagrad_swap_dense_f32(
+        dense_raw(
             var,
             t.acc.as_mut_ptr(),
             t.power.as_mut_ptr(),
             t.grad.as_ptr(),
-            ROWS,
-            INNER,
-            0,
-            ROWS,
             &hyper,
             &mut error,
         )
@@ -597,15 +583,11 @@ fn null_error_pointer_is_allowed() {
     // SAFETY: the table buffers are live Vecs of the declared sizes; error
     // may be NULL.
     let status = unsafe {
-        tf_swap_adagrad_swap_dense_f32(
+        dense_raw(
             t.var.as_mut_ptr(),
             t.acc.as_mut_ptr(),
             t.power.as_mut_ptr(),
             t.grad.as_ptr(),
-            ROWS,
-            INNER,
-            0,
-            ROWS,
             &hyper,
             null_mut(),
         )

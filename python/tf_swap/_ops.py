@@ -12,6 +12,9 @@ import tensorflow as tf
 EXPECTED_OPS = (
     "TfSwapResourceApplyAdagradSwap",
     "TfSwapResourceSparseApplyAdagradSwap",
+    "TfSwapLocalBatchNorm",
+    "TfSwapLocalBatchNormGrad",
+    "TfSwapLocalBatchNormInference",
 )
 
 _LIBRARY_ENV = "TF_SWAP_LIBRARY"

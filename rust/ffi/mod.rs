@@ -9,10 +9,12 @@
 //! [`TfSwapStatus::Panic`]. Nothing is written when a call fails validation.
 
 mod adagrad_swap;
+mod batch_norm;
 mod boundary;
 mod sparse_rows;
 mod status;
 
 pub use adagrad_swap::*;
+pub use batch_norm::*;
 pub use sparse_rows::*;
 pub use status::*;

@@ -27,6 +27,8 @@ pub enum TfSwapStatus {
     InvalidRowRange = 8,
     /// The kernel panicked (a bug in tf_swap); nothing is known to be written.
     Panic = 9,
+    /// A batch normalization input has no rows (N == 0).
+    EmptyBatch = 10,
 }
 
 /// Capacity, including the terminating NUL, of [`TfSwapError::message`].
@@ -65,6 +67,9 @@ impl FfiError {
             }
             Self::Kernel(KernelError::UnknownMode { .. }) => TfSwapStatus::UnknownMode,
             Self::Kernel(KernelError::InvalidRowRange { .. }) => TfSwapStatus::InvalidRowRange,
+            // A channel range is the row range of the per-channel phase.
+            Self::Kernel(KernelError::InvalidChannelRange { .. }) => TfSwapStatus::InvalidRowRange,
+            Self::Kernel(KernelError::EmptyBatch) => TfSwapStatus::EmptyBatch,
             Self::NullPointer(_) => TfSwapStatus::NullPointer,
             Self::Misaligned(_) => TfSwapStatus::MisalignedPointer,
             Self::Aliased(..) => TfSwapStatus::AliasedBuffers,
@@ -83,7 +88,7 @@ impl FfiError {
     }
 }
 
-static STATUS_TEXT: [&CStr; 10] = [
+static STATUS_TEXT: [&CStr; 11] = [
     c"ok",
     c"null pointer",
     c"misaligned pointer",
@@ -94,6 +99,7 @@ static STATUS_TEXT: [&CStr; 10] = [
     c"unknown mode",
     c"invalid row range",
     c"panic",
+    c"empty batch",
 ];
 
 /// A static, NUL-terminated description of a status code.

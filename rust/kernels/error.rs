@@ -46,6 +46,18 @@ pub enum KernelError {
         /// Number of rows.
         rows: usize,
     },
+    /// A channel range is not inside `[0, channels]`.
+    InvalidChannelRange {
+        /// First channel.
+        begin: usize,
+        /// One past the last channel.
+        end: usize,
+        /// Number of channels.
+        channels: usize,
+    },
+    /// A batch normalization input has no rows (`N == 0`): its batch
+    /// statistics are undefined.
+    EmptyBatch,
 }
 
 impl fmt::Display for KernelError {
@@ -70,6 +82,18 @@ impl fmt::Display for KernelError {
             Self::InvalidRowRange { begin, end, rows } => {
                 write!(f, "row range [{begin}, {end}) is not inside [0, {rows}]")
             }
+            Self::InvalidChannelRange {
+                begin,
+                end,
+                channels,
+            } => write!(
+                f,
+                "channel range [{begin}, {end}) is not inside [0, {channels}]"
+            ),
+            Self::EmptyBatch => write!(
+                f,
+                "x has no rows (N == 0): batch statistics of an empty batch are undefined"
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and returns a [`KernelError`] instead of panicking on bad input.
 
 pub mod adagrad_swap;
+pub mod batch_norm;
 mod error;
 pub mod partition;
 mod real;

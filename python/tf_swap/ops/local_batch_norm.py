@@ -1,0 +1,108 @@
+"""Local Batch Normalization ops (SPEC section 3): batch normalization over
+the last dimension with this batch's own statistics, accumulated in float64.
+"""
+
+import tensorflow as tf
+
+from tf_swap import _ops
+from tf_swap.ops import _convert
+
+
+def _inputs(x, **per_channel):
+    """`x` as a tensor, and each per-channel input converted to its dtype."""
+    x = tf.convert_to_tensor(x, name="x")
+    return x, {
+        name: tf.convert_to_tensor(value, dtype=x.dtype, name=name)
+        for name, value in per_channel.items()
+    }
+
+
+def local_batch_norm(x, gamma, beta, epsilon=1e-3, name=None):
+    """Batch normalization of `x` with its own batch statistics.
+
+    With `x` of shape `[..., C]` flattened to `[N, C]`:
+    `mean = sum_n x / N`, `var = sum_n (x - mean)^2 / N` (biased),
+    `inv_std = 1 / sqrt(var + epsilon)`,
+    `y = gamma * (x - mean) * inv_std + beta`. Sums, `x - mean` and the
+    normalization are computed in float64 (also for float32 inputs), so a
+    channel whose mean is large relative to its spread still normalizes
+    accurately.
+
+    Differentiable in `x`, `gamma` and `beta` through `y` (the gradient op
+    is `TfSwapLocalBatchNormGrad`). `batch_mean` and `batch_inv_std` are
+    statistics for bookkeeping (moving averages) and carry no gradient:
+    gradients flowing into them are ignored.
+
+    Args:
+        x: float32 or float64 tensor of rank >= 2, channels last, `N > 0`.
+        gamma: Scale, shape `[C]`, same dtype as `x`.
+        beta: Offset, shape `[C]`, same dtype as `x`.
+        epsilon: Finite, > 0; added to the variance. A Python number is
+            converted straight to `x`'s dtype.
+        name: Op name.
+
+    Returns:
+        `(y, batch_mean, batch_inv_std)`: `y` of `x`'s shape, the others of
+        shape `[C]`.
+
+    Raises:
+        InvalidArgumentError: `x` has rank < 2 or no rows, `gamma` or `beta`
+            is not of shape `[C]`, or `epsilon` is not finite and > 0.
+    """
+    x, inputs = _inputs(x, gamma=gamma, beta=beta)
+    return _ops.library().tf_swap_local_batch_norm(
+        x=x,
+        epsilon=_convert.scalar(epsilon, x.dtype, "epsilon"),
+        name=name,
+        **inputs,
+    )
+
+
+def local_batch_norm_inference(
+    x, gamma, beta, mean, variance, epsilon=1e-3, name=None
+):
+    """Batch normalization of `x` with given statistics (inference).
+
+    `y = gamma * (x - mean) / sqrt(variance + epsilon) + beta` over the last
+    dimension, computed in float64 and rounded once. Not differentiable (it
+    serves inference; train with `local_batch_norm`).
+
+    Args:
+        x: float32 or float64 tensor of rank >= 2, channels last.
+        gamma, beta, mean, variance: Shape `[C]`, same dtype as `x`.
+        epsilon: Finite, > 0.
+        name: Op name.
+
+    Returns:
+        `y`, of `x`'s shape.
+
+    Raises:
+        InvalidArgumentError: `x` has rank < 2, a per-channel input is not
+            of shape `[C]`, or `epsilon` is not finite and > 0.
+    """
+    x, inputs = _inputs(
+        x, gamma=gamma, beta=beta, mean=mean, variance=variance
+    )
+    return _ops.library().tf_swap_local_batch_norm_inference(
+        x=x,
+        epsilon=_convert.scalar(epsilon, x.dtype, "epsilon"),
+        name=name,
+        **inputs,
+    )
+
+
+@tf.RegisterGradient("TfSwapLocalBatchNorm")
+def _local_batch_norm_grad(op, dy, unused_dmean, unused_dinv_std):
+    """Gradient through `y`; `batch_mean` and `batch_inv_std` get none."""
+    x, gamma = op.inputs[0], op.inputs[1]
+    batch_mean, batch_inv_std = op.outputs[1], op.outputs[2]
+    if dy is None:
+        dy = tf.zeros_like(x)
+    dx, dgamma, dbeta = _ops.library().tf_swap_local_batch_norm_grad(
+        dy=dy,
+        x=x,
+        gamma=gamma,
+        batch_mean=batch_mean,
+        batch_inv_std=batch_inv_std,
+    )
+    return dx, dgamma, dbeta, None
