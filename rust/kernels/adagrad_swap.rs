@@ -7,7 +7,7 @@
 //! them bit for bit.
 
 use super::sparse_rows::RowIndex;
-use super::{KernelError, Real};
+use super::{KernelError, Real, expect_len};
 
 /// How a row that has missed periods catches up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,18 +201,6 @@ impl<T: Real> Hyper<T> {
 /// Elements per block of the dense pass: small enough to stay in L1 between
 /// the decay check and the update, large enough to vectorize well.
 const BLOCK_ELEMENTS: usize = 2048;
-
-fn expect_len(what: &'static str, got: usize, expected: usize) -> Result<(), KernelError> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(KernelError::LengthMismatch {
-            what,
-            got,
-            expected,
-        })
-    }
-}
 
 /// Dense apply on whole rows: `var`, `accum` and `grad` hold
 /// `power.len() * inner` elements, row-major.

@@ -24,7 +24,7 @@
 //! its sum of squared deviations from it), and chunks are combined in order
 //! with Chan et al.'s pairwise update, so `x` is read from memory once.
 
-use super::{KernelError, Real};
+use super::{KernelError, Real, expect_len};
 
 /// `f64`s per channel in a forward or inference plan: the mean, the scale
 /// `gamma / sqrt(var + epsilon)` and the offset `beta`, as three planes of
@@ -78,18 +78,6 @@ pub fn check_epsilon(epsilon: f64) -> Result<(), KernelError> {
             name: "epsilon",
             value: epsilon,
             domain: "finite and > 0",
-        })
-    }
-}
-
-fn expect_len(what: &'static str, got: usize, expected: usize) -> Result<(), KernelError> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(KernelError::LengthMismatch {
-            what,
-            got,
-            expected,
         })
     }
 }

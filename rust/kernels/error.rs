@@ -99,3 +99,20 @@ impl fmt::Display for KernelError {
 }
 
 impl std::error::Error for KernelError {}
+
+/// `Ok` when a buffer has the length its shape implies.
+pub(crate) fn expect_len(
+    what: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<(), KernelError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(KernelError::LengthMismatch {
+            what,
+            got,
+            expected,
+        })
+    }
+}

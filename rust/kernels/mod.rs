@@ -9,4 +9,5 @@ mod real;
 pub mod sparse_rows;
 
 pub use error::KernelError;
+use error::expect_len;
 pub use real::Real;

@@ -1,7 +1,7 @@
 //! Index handling shared by sparse kernels: range checks, duplicate
 //! detection and deterministic summation of repeated rows.
 
-use super::{KernelError, Real};
+use super::{KernelError, Real, expect_len};
 
 /// An integer type TensorFlow uses for indices (`int32`, `int64`).
 pub trait RowIndex: Copy + Send + Sync + 'static {
@@ -80,19 +80,9 @@ pub fn sum_duplicates<T: Real, I: RowIndex>(
 ) -> Result<usize, KernelError> {
     let n = indices.len();
     let elements = n.saturating_mul(inner);
-    for (what, got, expected) in [
-        ("grad", grad.len(), elements),
-        ("unique_indices", unique_indices.len(), n),
-        ("summed_grad", summed.len(), elements),
-    ] {
-        if got != expected {
-            return Err(KernelError::LengthMismatch {
-                what,
-                got,
-                expected,
-            });
-        }
-    }
+    expect_len("grad", grad.len(), elements)?;
+    expect_len("unique_indices", unique_indices.len(), n)?;
+    expect_len("summed_grad", summed.len(), elements)?;
     let mut order: Vec<(i64, usize)> = indices
         .iter()
         .enumerate()
