@@ -36,24 +36,36 @@ def timed_loop(body, applies):
     return median_seconds(loop) / applies
 
 
-def dense_case(shape, applies, rng):
-    var, accum, power = slots(shape, rng)
-    grad = tf.constant(rng.normal(size=shape).astype(np.float32))
+def dense_case(shape, applies, rng, copies=1):
+    """Times one dense apply. With `copies` > 1 each call updates that many
+    distinct variables in turn, so that (for copies x size beyond the L3
+    cache) every apply finds its data in memory, not cache: the situation
+    of a model whose other layers run between two updates of a variable."""
+    sets = [
+        slots(shape, rng) + (tf.constant(rng.normal(size=shape).astype(np.float32)),)
+        for _ in range(copies)
+    ]
     lr, eps = tf.constant(0.01), tf.constant(1e-7)
     step = tf.constant(20_000_000, tf.int64)
 
     def ours():
-        tf_swap.ops.resource_apply_adagrad_swap(
-            var, accum, power, lr, grad, step, epsilon=eps, **HYPER
-        )
+        for var, accum, power, grad in sets:
+            tf_swap.ops.resource_apply_adagrad_swap(
+                var, accum, power, lr, grad, step, epsilon=eps, **HYPER
+            )
 
     def theirs():
-        tf.raw_ops.ResourceApplyAdagradV2(
-            var=var.handle, accum=accum.handle, lr=lr, epsilon=eps, grad=grad
-        )
+        for var, accum, _, grad in sets:
+            tf.raw_ops.ResourceApplyAdagradV2(
+                var=var.handle, accum=accum.handle, lr=lr, epsilon=eps, grad=grad
+            )
 
     elements = int(np.prod(shape))
-    return timed_loop(theirs, applies), timed_loop(ours, applies), elements
+    return (
+        timed_loop(theirs, applies) / copies,
+        timed_loop(ours, applies) / copies,
+        elements,
+    )
 
 
 def sparse_case(shape, indices, applies, rng):
@@ -92,7 +104,15 @@ def main():
     zipf = ((rng.zipf(1.05, batch) - 1) % rows).astype(np.int64)
     cases = [
         ("dense [1e5]", lambda: dense_case((100_000,), args.applies * 5, rng)),
+        (
+            "dense [1e5], cold cache (40 variables in turn)",
+            lambda: dense_case((100_000,), 2, rng, copies=40),
+        ),
         ("dense [1e6]", lambda: dense_case((rows,), args.applies, rng)),
+        (
+            "dense [1e6], cold cache (4 variables in turn)",
+            lambda: dense_case((rows,), args.applies // 4, rng, copies=4),
+        ),
         (
             "dense [1e6, 16]",
             lambda: dense_case((rows, 16), args.applies // 4 or 1, rng),

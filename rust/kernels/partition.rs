@@ -15,5 +15,5 @@ pub fn partition_count(elements: usize, max_threads: usize) -> usize {
 pub fn block_rows(rows: usize, parts: usize, part: usize) -> (usize, usize) {
     let parts = parts.max(1) as u128;
     let cut = |k: usize| ((rows as u128 * (k as u128).min(parts)) / parts) as usize;
-    (cut(part), cut(part + 1))
+    (cut(part), cut(part.saturating_add(1)))
 }
