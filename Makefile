@@ -8,8 +8,24 @@ PY := $(abspath $(VENV)/bin/python)
 # it in their own target dir so they never replace it.
 RUST_ONLY := CARGO_TARGET_DIR=target/rust-only TF_SWAP_OPS=0
 PYENV := PYTHONPATH=$(abspath python) TF_CPP_MIN_LOG_LEVEL=2
+# Prints TensorFlow's version; recorded next to the library for the check
+# `import tf_swap` makes (python/tf_swap/_ops.py).
+PRINT_TF_VERSION := TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c \
+	'import tensorflow as tf; print(tf.__version__)'
 
-.PHONY: run test build bench rust-test python-test lint clean
+# Bazel: Debian's bazel-bootstrap 4.2.3, offline (.bazelrc); with a current
+# bazel and network, `make bazel-test BAZEL_FLAGS=`. The server exits when idle.
+BAZEL ?= bazel
+BAZEL_FLAGS ?= --config=offline
+BAZEL_LIB := $(abspath bazel-bin/python/tf_swap/_tf_swap_ops.so)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# The wheel, and a virtual environment with only TensorFlow and the wheel.
+WHEEL_DIR := build/wheel
+WHEEL_VENV := build/wheel-venv
+TF_REQUIREMENT := $(shell grep -E '^tensorflow' requirements.txt)
+
+.PHONY: run test build bench rust-test python-test bazel-test wheel-test \
+	bazel-install lint clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +35,17 @@ $(VENV)/.installed: requirements.txt
 
 build: $(VENV)/.installed
 	TF_SWAP_OPS=1 TF_SWAP_PYTHON=$(PY) cargo build --release
+	$(PRINT_TF_VERSION) > target/release/libtf_swap.tf_version
 
 run: build
-	$(PYENV) $(PY) -m tf_swap.demo
+	$(PYENV) $(PY) -m tf_swap.train --out out
 
-test: lint rust-test python-test
+test: lint rust-test python-test bazel-test wheel-test
 
 lint: $(VENV)/.installed
 	cargo fmt --check
 	$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
-	$(PY) -m ruff check python tests benchmarks
+	$(PY) -m ruff check python tests benchmarks setup.py
 
 rust-test: $(VENV)/.installed
 	$(RUST_ONLY) cargo test --release
@@ -36,9 +53,44 @@ rust-test: $(VENV)/.installed
 python-test: build
 	$(PYENV) $(PY) -m pytest -q tests/python
 
+# `bazel build //:tf_swap_ops`, then the op tests on its library.
+bazel-test: build bazel-install
+	$(BAZEL) --max_idle_secs=120 build $(BAZEL_FLAGS) //:tf_swap_ops
+	TF_SWAP_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
+		tests/python/test_adagrad_swap_ops.py tests/python/test_local_batch_norm.py
+	TF_SWAP_BAZEL_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
+		tests/python/test_packaging.py -k bazel
+
+# Debian's bazel and the `platforms` repository `--config=offline` uses.
+bazel-install:
+	@if ! command -v $(BAZEL) >/dev/null || { case "$(BAZEL_FLAGS)" in \
+		*offline*) test ! -d /usr/share/bazel/platforms;; *) false;; esac; }; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y bazel-bootstrap bazel-platforms; \
+	fi
+
+# `pip wheel` as `pip install --no-build-isolation .` builds it, installed
+# with TensorFlow alone into its own environment, then used from there.
+wheel-test: build $(WHEEL_VENV)/.installed
+	rm -rf $(WHEEL_DIR) build/lib
+	$(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w $(WHEEL_DIR) .
+	$(WHEEL_VENV)/bin/python -m pip uninstall --quiet --yes tf_swap
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		$(WHEEL_DIR)/tf_swap-*.whl
+	TF_SWAP_WHEEL_PYTHON=$(abspath $(WHEEL_VENV)/bin/python) $(PYENV) $(PY) -m \
+		pytest -q tests/python/test_packaging.py -k wheel
+
+$(WHEEL_VENV)/.installed: requirements.txt
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		'$(TF_REQUIREMENT)'
+	touch $@
+
 bench: build
 	$(PYENV) $(PY) benchmarks/bench_adagrad_swap.py
+	$(PYENV) $(PY) benchmarks/bench_local_batch_norm.py
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	if [ -e bazel-out ]; then $(BAZEL) clean --expunge; fi
+	rm -rf $(VENV) build

@@ -1,4 +1,13 @@
-"""Loads tf_swap's op library (the Rust kernels and their TensorFlow ops)."""
+"""Loads tf_swap's op library (the Rust kernels and their TensorFlow ops).
+
+A custom-op library only works with the TensorFlow it was compiled against;
+loaded into another one it may fail to resolve symbols or crash. Every build
+that knows its TensorFlow (`make build`, `pip install .`, bazel) records that
+TensorFlow's version next to the library (`_tf_swap_ops.so` ->
+`_tf_swap_ops.tf_version`), and the library is refused with an `ImportError`
+naming both versions before it is loaded if the running TensorFlow differs.
+A library without that file (e.g. from a bare `cargo build`) is not checked.
+"""
 
 import functools
 import os
@@ -31,6 +40,21 @@ def _candidates():
     ]
 
 
+def _check_tensorflow_version(path):
+    try:
+        built_for = path.with_suffix(".tf_version").read_text().strip()
+    except FileNotFoundError:
+        return
+    if built_for != tf.__version__:
+        raise ImportError(
+            f"{path} was built for TensorFlow {built_for}, but TensorFlow "
+            f"{tf.__version__} is installed; a TensorFlow op library only loads "
+            "into the TensorFlow it was built against. Install TensorFlow "
+            f"{built_for}, or rebuild tf_swap against TensorFlow {tf.__version__} "
+            "(`make build`, `pip install --no-build-isolation .` or bazel)."
+        )
+
+
 def _wrapper(op_name):
     """The name of the Python wrapper TensorFlow generates for an op."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", op_name).lower()
@@ -48,6 +72,7 @@ def library():
             + "). Build it with `make build` (TF_SWAP_OPS=1 cargo build "
             f"--release) or point {_LIBRARY_ENV} at it."
         )
+    _check_tensorflow_version(path)
     try:
         module = tf.load_op_library(str(path))
     except tf.errors.NotFoundError as error:

@@ -4,7 +4,13 @@ import keras
 import tensorflow as tf
 
 from tf_swap import ops
-from tf_swap._hyper import check_adagrad_swap_args
+from tf_swap._hyper import (
+    check_adagrad_swap_args,
+    check_staleness_args,
+    scaled_lr,
+    scales_lr,
+    staleness_terms,
+)
 
 
 @keras.saving.register_keras_serializable(package="tf_swap")
@@ -27,6 +33,41 @@ class AdagradSwap(keras.optimizers.Optimizer):
     `accumulator` slot like Adagrad's and an int64 `power` slot with one
     entry per row. TensorFlow backend only.
 
+    Staleness normalization (SPEC section 2, off by default). In
+    asynchronous training a step reads the parameters at global step
+    `t_read` and applies its gradient at `t_apply`; with
+    `tau = max(0, t_apply - t_read)` the step uses
+
+        lr_eff = lr * max(1, tau) ** (-1 / staleness_exponent)
+
+    (only the step is scaled; the accumulator receives the raw `g * g`).
+    With `max_staleness` set, a step with `tau > max_staleness` is dropped:
+    it writes no variable, accumulator or `power`; the counter
+    `dropped_updates` is incremented instead (`iterations` still advances:
+    it counts steps taken, and the other workers' staleness counts them).
+
+    Here the global step is `iterations`. `t_apply` is read inside
+    `apply`/`apply_gradients`, after the gradients are computed (control
+    dependencies on them). `t_read` must be recorded by the training step
+    *before* its forward pass, with `read_step()`:
+
+    ```python
+    @tf.function
+    def step_fn(x, y):
+        t_read = optimizer.read_step()  # records t_read for the next apply
+        with tf.control_dependencies([t_read]):  # forward reads after it
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    ```
+
+    or passed explicitly: `apply_gradients(..., read_step=t_read)`. This is
+    what `tf_swap.train` runs on each worker under
+    `tf.distribute.ParameterServerStrategy`. A step with no recorded
+    `t_read` (e.g. Keras' synchronous `model.fit`) has `tau = 0` and is
+    applied unscaled.
+
     Args:
         learning_rate: A float, a
             `keras.optimizers.schedules.LearningRateSchedule` instance, or
@@ -43,6 +84,10 @@ class AdagradSwap(keras.optimizers.Optimizer):
         accumulator_floor: Lower bound of a discounted accumulator, `>= 0`;
             `None` (the default) uses `initial_accumulator_value`.
         decay_mode: `"exact"` (default) or `"once_per_update"`.
+        staleness_exponent: `k` of the staleness scale, `> 0`; `None` (the
+            default) or `inf` disables the scaling. SPEC's reference is 2.
+        max_staleness: Drop steps staler than this whole number of global
+            steps; `None` (the default) drops nothing.
         {{base_optimizer_keyword_args}}
 
     Reference:
@@ -59,6 +104,8 @@ class AdagradSwap(keras.optimizers.Optimizer):
         decay_period=14_000_000,
         accumulator_floor=None,
         decay_mode="exact",
+        staleness_exponent=None,
+        max_staleness=None,
         weight_decay=None,
         clipnorm=None,
         clipvalue=None,
@@ -83,6 +130,7 @@ class AdagradSwap(keras.optimizers.Optimizer):
             accumulator_floor,
             decay_mode,
         )
+        check_staleness_args(staleness_exponent, max_staleness)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -103,6 +151,85 @@ class AdagradSwap(keras.optimizers.Optimizer):
         self.decay_period = int(decay_period)
         self.accumulator_floor = accumulator_floor
         self.decay_mode = decay_mode
+        self.staleness_exponent = (
+            None if staleness_exponent is None else float(staleness_exponent)
+        )
+        self.max_staleness = None if max_staleness is None else int(max_staleness)
+        self._pending_read_step = None
+        self._staleness = None
+        _make_increments_atomic(self._iterations)
+
+    @property
+    def uses_staleness(self):
+        """Whether steps are scaled or dropped by their staleness."""
+        return scales_lr(self.staleness_exponent) or self.max_staleness is not None
+
+    @property
+    def dropped_updates(self):
+        """The number of steps dropped for staleness (an int64 variable when
+        `max_staleness` is set, else a constant 0)."""
+        if self.max_staleness is None or not self.built:
+            return tf.constant(0, tf.int64)
+        return self._dropped_updates
+
+    def read_step(self):
+        """Reads the global step (`iterations`) as this step's `t_read`.
+
+        Call it at the start of a training step, before the forward pass
+        (put the forward pass under `tf.control_dependencies([t_read])` so
+        that its parameter reads follow it); the next
+        `apply`/`apply_gradients` call in the same step (the same trace,
+        inside a `tf.function`) uses it and forgets it.
+
+        Returns:
+            The int64 scalar tensor `t_read`.
+        """
+        t_read = tf.cast(tf.identity(self.iterations), tf.int64)
+        self._pending_read_step = t_read
+        return t_read
+
+    def apply_gradients(self, grads_and_vars, read_step=None):
+        """As Keras' `apply_gradients`; `read_step` is this step's `t_read`
+        (default: the one recorded by `read_step()`, else none, `tau = 0`)."""
+        grads, trainable_variables = zip(*grads_and_vars, strict=True)
+        self.apply(grads, trainable_variables, read_step=read_step)
+        return self._iterations
+
+    def apply(self, grads, trainable_variables=None, read_step=None):
+        """As Keras' `apply`, with staleness normalization (see the class
+        docstring) when it is enabled."""
+        if read_step is None:
+            read_step = self._pending_read_step
+        self._pending_read_step = None
+        if not self.uses_staleness:
+            return super().apply(grads, trainable_variables)
+        if not self.built and trainable_variables is not None:
+            with tf.name_scope(self.name):
+                self.build(list(trainable_variables))
+            self.built = True
+        deps = [
+            g.values if isinstance(g, tf.IndexedSlices) else g
+            for g in grads
+            if g is not None
+        ]
+        with tf.control_dependencies(deps):
+            t_apply = tf.cast(tf.identity(self.iterations), tf.int64)
+        t_read = t_apply if read_step is None else read_step
+        tau, scale, drop = staleness_terms(
+            t_read, t_apply, self.staleness_exponent, self.max_staleness
+        )
+        self._staleness = (scale, drop)
+        try:
+            super().apply(grads, trainable_variables)
+        finally:
+            self._staleness = None
+        if self.max_staleness is not None:
+            tf.cond(
+                drop,
+                lambda: tf.identity(self._dropped_updates.assign_add(1)),
+                lambda: tf.identity(self._dropped_updates.value),
+            )
+        return tau
 
     def build(self, var_list):
         if self.built:
@@ -114,6 +241,10 @@ class AdagradSwap(keras.optimizers.Optimizer):
             initializer=keras.initializers.Constant(self.initial_accumulator_value),
         )
         self._powers = [self._add_power(v) for v in var_list]
+        if self.max_staleness is not None:
+            self._dropped_updates = self.add_variable(
+                shape=(), initializer="zeros", dtype="int64", name="dropped_updates"
+            )
 
     def _add_power(self, variable):
         """One int64 per row of `variable`, placed with it."""
@@ -141,15 +272,34 @@ class AdagradSwap(keras.optimizers.Optimizer):
             decay_mode=self.decay_mode,
             epsilon_placement="inside_sqrt",
         )
-        lr = tf.cast(learning_rate, variable.dtype)
         step = tf.cast(self.iterations, tf.int64) + 1
         state = (variable, self._accumulators[index], self._powers[index])
-        if isinstance(gradient, tf.IndexedSlices):
-            ops.resource_sparse_apply_adagrad_swap(
-                *state, lr, gradient.values, gradient.indices, step, **hyper
-            )
+        if self._staleness is None:
+            lr = tf.cast(learning_rate, variable.dtype)
+            drop = None
         else:
-            ops.resource_apply_adagrad_swap(*state, lr, gradient, step, **hyper)
+            scale, drop = self._staleness
+            lr = scaled_lr(learning_rate, scale, variable.dtype)
+
+        def apply():
+            if isinstance(gradient, tf.IndexedSlices):
+                return ops.resource_sparse_apply_adagrad_swap(
+                    *state, lr, gradient.values, gradient.indices, step, **hyper
+                )
+            return ops.resource_apply_adagrad_swap(*state, lr, gradient, step, **hyper)
+
+        if drop is None or self.max_staleness is None:
+            apply()
+            return
+
+        def applied():
+            # An eager apply returns None; control_dependencies is then a
+            # no-op.
+            with tf.control_dependencies([apply()]):
+                return tf.constant(True)
+
+        # A dropped step writes nothing, not even the accumulator or power.
+        tf.cond(drop, lambda: tf.constant(False), applied)
 
     def get_config(self):
         config = super().get_config()
@@ -161,9 +311,41 @@ class AdagradSwap(keras.optimizers.Optimizer):
                 "decay_period": self.decay_period,
                 "accumulator_floor": self.accumulator_floor,
                 "decay_mode": self.decay_mode,
+                "staleness_exponent": self.staleness_exponent,
+                "max_staleness": self.max_staleness,
             }
         )
         return config
+
+
+_ATOMIC_CLASSES = {}
+
+
+def _make_increments_atomic(variable):
+    """Makes `variable.assign_add` one atomic `AssignAddVariableOp`.
+
+    Keras 3 advances `iterations` with `assign(self + 1)`, a read and a
+    separate write: when several workers apply to a parameter-server
+    variable at once, increments are lost (a quarter of them with two
+    workers, measured here), and with them the global step that SWAP's
+    periods and the staleness `tau` count. The variable keeps its class's
+    behaviour otherwise (a subclass made once per class)."""
+    base = type(variable)
+    atomic = _ATOMIC_CLASSES.get(base)
+    if atomic is None:
+
+        def assign_add(self, value):
+            tf_variable = getattr(self, "_value", None)
+            # AdagradSwap's ops write variables directly, so Keras'
+            # stateless_apply is not supported anyway.
+            if tf_variable is None or not hasattr(tf_variable, "assign_add"):
+                return base.assign_add(self, value)
+            tf_variable.assign_add(tf.cast(value, tf_variable.dtype))
+            return tf_variable
+
+        atomic = type(base.__name__, (base,), {"assign_add": assign_add})
+        _ATOMIC_CLASSES[base] = atomic
+    variable.__class__ = atomic
 
 
 def _base_keyword_args():

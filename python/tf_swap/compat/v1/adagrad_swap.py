@@ -5,9 +5,16 @@ import numbers
 import tensorflow as tf
 
 from tf_swap import ops
-from tf_swap._hyper import check_adagrad_swap_args
+from tf_swap._hyper import (
+    check_adagrad_swap_args,
+    check_staleness_args,
+    scaled_lr,
+    scales_lr,
+    staleness_terms,
+)
 
 _COUNTER = "iterations"
+_DROPPED = "dropped_updates"
 
 
 class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
@@ -30,6 +37,25 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
     converted straight to each variable's dtype (float64 variables get the
     float64 nearest to it, not a float32 widened).
 
+    Staleness normalization (SPEC section 2, off by default): a step that
+    read the parameters at global step `t_read` and applies at `t_apply`
+    (`tau = max(0, t_apply - t_read)`) uses
+    `lr_eff = lr * max(1, tau) ** (-1 / staleness_exponent)`; only the step
+    is scaled, the accumulator receives the raw `g * g`. With
+    `max_staleness` set, a step with `tau > max_staleness` writes no
+    variable, accumulator or `power` and increments the non-slot counter
+    `dropped_updates()` (the global step still advances, as TensorFlow's
+    `apply_gradients` always advances it).
+
+    The global step is the step variable above. `t_apply` is read in
+    `apply_gradients` after the gradients are computed (control
+    dependencies on them). `t_read` is read by `compute_gradients` (so by
+    `minimize`), in the same `session.run` as the forward pass; for a read
+    strictly before the forward pass, call `read_step()` before building the
+    model and put the forward pass under
+    `tf.control_dependencies([t_read])`. With no step variable at all
+    (eagerly, without a global step) `tau` is 0.
+
     Args:
         learning_rate: A `Tensor`, float or callable. The learning rate.
         initial_accumulator_value: Starting value of the accumulators,
@@ -44,6 +70,10 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         decay_mode: `"exact"` or `"once_per_update"` (DeepRec's
             `AdagradDecayOptimizer`).
         global_step: The step variable to read (see above).
+        staleness_exponent: `k` of the staleness scale, `> 0`; `None` (the
+            default) or `inf` disables the scaling.
+        max_staleness: Drop steps staler than this whole number of global
+            steps; `None` (the default) drops nothing.
     """
 
     def __init__(
@@ -58,6 +88,8 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         accumulator_floor=None,
         decay_mode="exact",
         global_step=None,
+        staleness_exponent=None,
+        max_staleness=None,
     ):
         check_adagrad_swap_args(
             initial_accumulator_value,
@@ -66,6 +98,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
             accumulator_floor,
             decay_mode,
         )
+        check_staleness_args(staleness_exponent, max_staleness)
         super().__init__(use_locking, name)
         self._learning_rate = learning_rate
         self._initial_accumulator_value = initial_accumulator_value
@@ -79,6 +112,65 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         self._decay_mode = decay_mode
         self._global_step = global_step
         self._step_variable = None
+        self._staleness_exponent = staleness_exponent
+        self._max_staleness = None if max_staleness is None else int(max_staleness)
+        self._pending_read_step = None
+        self._pending_grads = None
+        self._staleness = None
+
+    @property
+    def uses_staleness(self):
+        """Whether steps are scaled or dropped by their staleness."""
+        return scales_lr(self._staleness_exponent) or self._max_staleness is not None
+
+    def _find_step_variable(self):
+        return self._global_step or tf.compat.v1.train.get_global_step()
+
+    def read_step(self):
+        """Reads the global step as `t_read` of the next `apply_gradients`.
+
+        Returns:
+            The int64 scalar tensor, or `None` when there is no step variable
+            yet (then `tau` is 0).
+        """
+        step_variable = self._find_step_variable()
+        if step_variable is None:
+            self._pending_read_step = None
+        else:
+            self._pending_read_step = tf.cast(tf.identity(step_variable), tf.int64)
+        return self._pending_read_step
+
+    def compute_gradients(self, loss, var_list=None, **kwargs):
+        """As the base class; also records `t_read` (see the class docstring)
+        unless `read_step()` already did."""
+        if self.uses_staleness and self._pending_read_step is None:
+            self.read_step()
+        return super().compute_gradients(loss, var_list=var_list, **kwargs)
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        """As the base class, with staleness normalization when enabled."""
+        grads_and_vars = tuple(grads_and_vars)
+        self._pending_grads = [
+            g.values if isinstance(g, tf.IndexedSlices) else g
+            for g, _ in grads_and_vars
+            if g is not None
+        ]
+        try:
+            return super().apply_gradients(grads_and_vars, global_step, name)
+        finally:
+            self._pending_grads = None
+            self._pending_read_step = None
+            self._staleness = None
+
+    def dropped_updates(self, graph=None):
+        """The counter of steps dropped for staleness (a non-slot variable;
+        `None` without `max_staleness` or before the first apply)."""
+        if self._max_staleness is None:
+            return None
+        with tf.init_scope():
+            if graph is None and not tf.executing_eagerly():
+                graph = tf.compat.v1.get_default_graph()
+            return self._get_non_slot_variable(_DROPPED, graph=graph)
 
     def _create_slots(self, var_list):
         for v in var_list:
@@ -98,9 +190,15 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
                 "power",
                 self._name,
             )
-        self._step_variable = self._global_step or tf.compat.v1.train.get_global_step()
+        self._step_variable = self._find_step_variable()
+        first = min(var_list, key=lambda x: x.name)
+        if self._max_staleness is not None:
+            self._create_non_slot_variable(
+                initial_value=tf.constant(0, tf.int64),
+                name=_DROPPED,
+                colocate_with=first,
+            )
         if self._step_variable is None:
-            first = min(var_list, key=lambda x: x.name)
             self._create_non_slot_variable(
                 initial_value=tf.constant(0, tf.int64),
                 name=_COUNTER,
@@ -119,12 +217,36 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         if step_variable is None:
             step_variable = self._own_counter()
         self._step_tensor = tf.cast(step_variable, tf.int64) + 1
+        self._staleness = None
+        if self.uses_staleness:
+            with tf.control_dependencies(self._pending_grads or []):
+                t_apply = tf.cast(tf.identity(step_variable), tf.int64)
+            t_read = self._pending_read_step
+            if t_read is None or self._step_variable is None:
+                t_read = t_apply
+            _, scale, drop = staleness_terms(
+                t_read, t_apply, self._staleness_exponent, self._max_staleness
+            )
+            self._staleness = (scale, drop)
 
     def _lr_as(self, dtype):
         lr = self._learning_rate_value
+        if self._staleness is not None:
+            return scaled_lr(lr, self._staleness[0], dtype)
         if isinstance(lr, numbers.Number):
             return tf.convert_to_tensor(lr, dtype=dtype)
         return tf.cast(lr, dtype)
+
+    def _maybe_dropped(self, apply):
+        """Runs `apply()` unless this step is dropped for staleness."""
+        if self._staleness is None or self._max_staleness is None:
+            return apply()
+
+        def applied():
+            with tf.control_dependencies([apply()]):
+                return tf.constant(True)
+
+        return tf.cond(self._staleness[1], lambda: tf.constant(False), applied)
 
     def _swap_hyper(self):
         return dict(
@@ -143,25 +265,39 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         )
 
     def _resource_apply_dense(self, grad, var):
-        return ops.resource_apply_adagrad_swap(
-            *self._state(var),
-            self._lr_as(var.dtype.base_dtype),
-            grad,
-            self._step_tensor,
-            **self._swap_hyper(),
+        return self._maybe_dropped(
+            lambda: ops.resource_apply_adagrad_swap(
+                *self._state(var),
+                self._lr_as(var.dtype.base_dtype),
+                grad,
+                self._step_tensor,
+                **self._swap_hyper(),
+            )
         )
 
     def _resource_apply_sparse(self, grad, var, indices):
-        return ops.resource_sparse_apply_adagrad_swap(
-            *self._state(var),
-            self._lr_as(var.dtype.base_dtype),
-            grad,
-            indices,
-            self._step_tensor,
-            **self._swap_hyper(),
+        return self._maybe_dropped(
+            lambda: ops.resource_sparse_apply_adagrad_swap(
+                *self._state(var),
+                self._lr_as(var.dtype.base_dtype),
+                grad,
+                indices,
+                self._step_tensor,
+                **self._swap_hyper(),
+            )
         )
 
     def _finish(self, update_ops, name_scope):
+        if self._staleness is not None and self._max_staleness is not None:
+            counter = self.dropped_updates()
+            with tf.control_dependencies(update_ops):
+                with tf.compat.v1.colocate_with(counter):
+                    counted = tf.cond(
+                        self._staleness[1],
+                        lambda: tf.identity(counter.assign_add(1)),
+                        lambda: tf.identity(counter.read_value()),
+                    )
+            update_ops = [*update_ops, counted]
         if self._step_variable is not None:
             return super()._finish(update_ops, name_scope)
         counter = self._own_counter()

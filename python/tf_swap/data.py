@@ -1,0 +1,246 @@
+"""Time-ordered CTR streams, one block of samples per sampling period.
+
+Every stream is a list of `Period`s of hashed categorical features:
+`x[n, F]` holds, for each of the `F` fields, a bucket in `[0, buckets)`
+(the model adds a per-field offset, so fields never collide), `y[n]` the
+clicks, and for the synthetic stream `p[n]` the true click probabilities,
+so the best possible AUC (the oracle's) is known.
+
+`load(spec)` understands:
+
+- `synthetic` (the default, embedded): a drifting CTR stream, see
+  `synthetic_stream`;
+- `movielens:PATH`: a MovieLens `ratings.csv` (userId, movieId, rating,
+  timestamp; rating >= 4 is a click), split into periods of equal size in
+  time order; genres are used when `movies.csv` sits beside it;
+- `criteo:PATH`: Criteo TSV (label, 13 integer, 26 categorical columns),
+  split into periods in file (time) order.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import zlib
+
+import numpy as np
+
+DEFAULT_BUCKETS = 1 << 14
+
+
+@dataclasses.dataclass
+class Period:
+    """One sampling period: features `x[n, F]` (int32 buckets), clicks
+    `y[n]` (float32) and, when known, true click probabilities `p[n]`."""
+
+    x: np.ndarray
+    y: np.ndarray
+    p: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class Stream:
+    """A time-ordered list of periods of one data set."""
+
+    name: str
+    fields: list[str]
+    buckets: int
+    periods: list[Period]
+
+    def oracle_auc(self) -> list[float] | None:
+        """AUC of the true click probabilities per period, if known."""
+        from sklearn.metrics import roc_auc_score
+
+        if any(p.p is None for p in self.periods):
+            return None
+        return [float(roc_auc_score(p.y, p.p)) for p in self.periods]
+
+
+def hash_column(values, buckets: int, salt: str) -> np.ndarray:
+    """Stable hash of each value (any type, via its string) into
+    `[0, buckets)`; CRC32 of `salt:value`, computed once per distinct
+    value."""
+    values = np.asarray(values).astype(str)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    codes = np.array(
+        [zlib.crc32(f"{salt}:{v}".encode()) % buckets for v in distinct],
+        dtype=np.int64,
+    )
+    return codes[inverse.reshape(-1)].astype(np.int32)
+
+
+def _split(x, y, periods: int) -> list[Period]:
+    """Equal-size consecutive blocks (the last ones one sample shorter)."""
+    bounds = np.linspace(0, len(y), periods + 1).astype(int)
+    return [
+        Period(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def synthetic_stream(
+    periods: int = 12,
+    samples: int = 8192,
+    users: int = 2000,
+    items: int = 1000,
+    new_items: int = 100,
+    categories: int = 40,
+    drift: float = 0.5,
+    seed: int = 0,
+    buckets: int = DEFAULT_BUCKETS,
+) -> Stream:
+    """A drifting CTR stream with known click probabilities.
+
+    Fields: user, item, item category, hour of day. Users and items are
+    drawn with power-law frequencies; `new_items` items appear every period
+    and enter near the top of the popularity ranking; between periods each
+    item's popularity and click bias drift (a random walk of step
+    `drift`). The click logit is
+    `bias + user_bias + item_bias + category_bias + hour_bias + <u, v>`
+    with 4-dimensional user and item vectors.
+    """
+    rng = np.random.default_rng(seed)
+    total_items = items + new_items * periods
+    user_bias = rng.normal(0.0, 0.6, users)
+    item_bias = rng.normal(0.0, 0.8, total_items)
+    category = rng.integers(0, categories, total_items)
+    category_bias = rng.normal(0.0, 0.5, categories)
+    hour_bias = 0.4 * np.sin(np.arange(24) / 24 * 2 * np.pi)
+    user_vec = rng.normal(0.0, 0.5, (users, 4))
+    item_vec = rng.normal(0.0, 0.5, (total_items, 4))
+    user_p = 1.0 / np.arange(1, users + 1) ** 0.9
+    user_p /= user_p.sum()
+    # Popularity rank score: larger is more popular.
+    score = rng.normal(0.0, 1.0, total_items)
+    score[items:] = -np.inf  # not yet released
+    out = []
+    for d in range(periods):
+        released = items + new_items * d
+        if d > 0:
+            fresh = slice(released - new_items, released)
+            score[fresh] = rng.normal(1.0, 0.5, new_items)  # new and hot
+            score[:released] += rng.normal(0.0, drift, released)
+            item_bias[:released] += rng.normal(0.0, drift, released)
+        order = np.argsort(-score[:released])
+        item_p = np.zeros(released)
+        item_p[order] = 1.0 / np.arange(1, released + 1) ** 1.1
+        item_p /= item_p.sum()
+        u = rng.choice(users, samples, p=user_p)
+        i = rng.choice(released, samples, p=item_p)
+        h = rng.integers(0, 24, samples)
+        logit = (
+            -1.5
+            + user_bias[u]
+            + item_bias[i]
+            + category_bias[category[i]]
+            + hour_bias[h]
+            + np.sum(user_vec[u] * item_vec[i], axis=1)
+        )
+        p = 1.0 / (1.0 + np.exp(-logit))
+        y = (rng.random(samples) < p).astype(np.float32)
+        x = np.stack(
+            [
+                hash_column(u, buckets, "user"),
+                hash_column(i, buckets, "item"),
+                hash_column(category[i], buckets, "category"),
+                hash_column(h, buckets, "hour"),
+            ],
+            axis=1,
+        )
+        out.append(Period(x, y, p.astype(np.float32)))
+    return Stream("synthetic", ["user", "item", "category", "hour"], buckets, out)
+
+
+def movielens_stream(
+    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
+) -> Stream:
+    """MovieLens ratings as clicks (rating >= 4), periods of equal size in
+    time order. Fields: user, movie and, when `movies.csv` is next to
+    `ratings.csv`, the movie's first three genres."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path} has no ratings")
+    users = np.array([r["userId"] for r in rows])
+    movies = np.array([r["movieId"] for r in rows])
+    rating = np.array([float(r["rating"]) for r in rows])
+    time = np.array([int(r["timestamp"]) for r in rows])
+    columns = [
+        hash_column(users, buckets, "user"),
+        hash_column(movies, buckets, "movie"),
+    ]
+    fields = ["user", "movie"]
+    movies_csv = os.path.join(os.path.dirname(path), "movies.csv")
+    if os.path.exists(movies_csv):
+        genres = {}
+        with open(movies_csv, newline="") as f:
+            for r in csv.DictReader(f):
+                genres[r["movieId"]] = (r["genres"].split("|") + ["-", "-", "-"])[:3]
+        for g in range(3):
+            names = np.array([genres.get(m, ["-"] * 3)[g] for m in movies])
+            columns.append(hash_column(names, buckets, "genre"))
+            fields.append(f"genre{g + 1}")
+    order = np.argsort(time, kind="stable")
+    x = np.stack(columns, axis=1)[order]
+    y = (rating >= 4.0).astype(np.float32)[order]
+    return Stream("movielens", fields, buckets, _split(x, y, periods))
+
+
+def _criteo_integer(value: str) -> str:
+    """Criteo's integer features, bucketed as categories: floor(log(v)^2)
+    for v > 2 (the Kaggle winners' transform), the value itself below."""
+    if value == "":
+        return "missing"
+    v = int(value)
+    return str(int(math.log(v) ** 2)) if v > 2 else f"v{v}"
+
+
+def criteo_stream(
+    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
+) -> Stream:
+    """Criteo TSV (label, I1..I13, C1..C26) in file order. Every column is
+    hashed as a categorical field (integers bucketed first)."""
+    labels, columns = [], [[] for _ in range(39)]
+    with open(path, newline="") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 40:
+                continue
+            labels.append(float(parts[0]))
+            for j in range(13):
+                columns[j].append(_criteo_integer(parts[1 + j]))
+            for j in range(26):
+                columns[13 + j].append(parts[14 + j] or "missing")
+    if not labels:
+        raise ValueError(f"{path} has no rows with 40 tab-separated columns")
+    fields = [f"I{j + 1}" for j in range(13)] + [f"C{j + 1}" for j in range(26)]
+    x = np.stack(
+        [
+            hash_column(c, buckets, name)
+            for c, name in zip(columns, fields, strict=True)
+        ],
+        axis=1,
+    )
+    y = np.asarray(labels, np.float32)
+    return Stream("criteo", fields, buckets, _split(x, y, periods))
+
+
+def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stream:
+    """A stream from its command-line spec: `synthetic`, `movielens:PATH`
+    or `criteo:PATH`. `periods` defaults to 12 (synthetic) or 10."""
+    kind, _, path = spec.partition(":")
+    if kind == "synthetic":
+        return synthetic_stream(periods=periods or 12, seed=seed, **kwargs)
+    if kind in ("movielens", "criteo"):
+        if not path:
+            raise ValueError(f"--data {kind}:PATH needs a path")
+        if os.path.isdir(path):
+            path = os.path.join(
+                path, "ratings.csv" if kind == "movielens" else "train.csv"
+            )
+        loader = movielens_stream if kind == "movielens" else criteo_stream
+        return loader(path, periods=periods or 10, **kwargs)
+    raise ValueError(
+        f"unknown data {spec!r}: use synthetic, movielens:PATH or criteo:PATH"
+    )

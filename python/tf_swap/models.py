@@ -1,0 +1,74 @@
+"""The CTR model of the training job: hashed embeddings, a DNN tower with
+batch normalization, a sigmoid output."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from tf_swap.keras import LocalBatchNormalization
+
+BATCH_NORMS = ("local", "keras", "none")
+
+
+def build_ctr_model(
+    num_fields: int,
+    buckets: int,
+    embedding_dim: int = 8,
+    hidden: tuple[int, ...] = (64, 32),
+    batch_norm: str = "local",
+    optimizer: keras.optimizers.Optimizer | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """A wide-and-deep CTR model on `num_fields` hashed categorical fields.
+
+    Inputs are int32 `[batch, num_fields]` buckets in `[0, buckets)`. Each
+    field gets its own range of rows of one embedding table (an offset per
+    field), so the whole model has one sparse table for the deep part and
+    one for the wide (linear) part. The deep tower is
+    `Dense -> batch norm -> ReLU` per hidden layer; the output is
+    `sigmoid(wide + deep)`.
+
+    Args:
+        num_fields: Number of categorical fields.
+        buckets: Hash buckets per field.
+        embedding_dim: Width of the deep embeddings.
+        hidden: Widths of the hidden layers.
+        batch_norm: `"local"` (`tf_swap.keras.LocalBatchNormalization`),
+            `"keras"` (`keras.layers.BatchNormalization`) or `"none"`.
+        optimizer: Compiled into the model if given (the training job runs
+            its own loop and only uses it from there).
+        seed: Initialization seed.
+
+    Returns:
+        The `keras.Model`.
+    """
+    if batch_norm not in BATCH_NORMS:
+        raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, got {batch_norm!r}")
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((num_fields,), dtype="int32", name="features")
+    offsets = np.arange(num_fields, dtype=np.int32) * buckets
+    rows = inputs + offsets
+    deep = keras.layers.Embedding(
+        num_fields * buckets, embedding_dim, name="embeddings"
+    )(rows)
+    x = keras.layers.Flatten()(deep)
+    for i, width in enumerate(hidden):
+        x = keras.layers.Dense(width, use_bias=batch_norm == "none", name=f"dense_{i}")(
+            x
+        )
+        if batch_norm == "local":
+            x = LocalBatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        elif batch_norm == "keras":
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        x = keras.layers.ReLU()(x)
+    deep_logit = keras.layers.Dense(1, name="deep_logit")(x)
+    wide = keras.layers.Embedding(
+        num_fields * buckets, 1, embeddings_initializer="zeros", name="wide"
+    )(rows)
+    wide_logit = keras.ops.sum(wide, axis=1)
+    outputs = keras.layers.Activation("sigmoid", name="click")(deep_logit + wide_logit)
+    model = keras.Model(inputs, outputs, name="ctr")
+    if optimizer is not None:
+        model.compile(optimizer, "binary_crossentropy")
+    return model

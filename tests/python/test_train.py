@@ -1,0 +1,144 @@
+"""End to end: `tf_swap.train` on a real local cluster (1 PS, 2 workers),
+on the synthetic stream and on MovieLens; data streams; the CTR model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tf_swap import data, train
+from tf_swap.models import build_ctr_model
+
+ROOT = Path(__file__).resolve().parents[2]
+MOVIELENS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"
+CRITEO = ROOT.parent / "shared" / "data" / "criteo-sample" / "train.csv"
+
+
+def children_of(pid):
+    """Pids of live processes whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def test_synthetic_stream_is_reproducible_and_has_an_oracle():
+    a = data.synthetic_stream(periods=3, samples=2000, seed=1)
+    b = data.synthetic_stream(periods=3, samples=2000, seed=1)
+    np.testing.assert_array_equal(a.periods[2].x, b.periods[2].x)
+    assert a.periods[0].x.shape == (2000, 4)
+    assert a.periods[0].x.max() < a.buckets
+    oracle = a.oracle_auc()
+    assert len(oracle) == 3 and all(0.7 < o < 0.95 for o in oracle)
+    # New items appear over time.
+    items = [set(p.x[:, 1].tolist()) for p in a.periods]
+    assert items[2] - items[0]
+
+
+def test_movielens_and_criteo_streams():
+    ml = data.load(f"movielens:{MOVIELENS}", periods=8)
+    assert ml.fields == ["user", "movie", "genre1", "genre2", "genre3"]
+    assert len(ml.periods) == 8
+    assert sum(len(p.y) for p in ml.periods) == 100836
+    assert 0.3 < np.mean(np.concatenate([p.y for p in ml.periods])) < 0.7
+    assert ml.oracle_auc() is None
+    criteo = data.load(f"criteo:{CRITEO}", periods=4)
+    assert len(criteo.fields) == 39 and criteo.periods[0].x.shape[1] == 39
+    assert sum(len(p.y) for p in criteo.periods) == 7200
+    with pytest.raises(ValueError, match="unknown data"):
+        data.load("parquet:x")
+
+
+@pytest.mark.parametrize("batch_norm", ["local", "keras", "none"])
+def test_ctr_model_shapes(batch_norm):
+    model = build_ctr_model(3, 16, batch_norm=batch_norm, hidden=(8,))
+    x = np.array([[0, 5, 15], [1, 2, 3]], np.int32)
+    y = np.asarray(model(x, training=True))
+    assert y.shape == (2, 1) and np.all((y > 0) & (y < 1))
+
+
+def test_synthetic_end_to_end_on_a_cluster(tmp_path):
+    out = tmp_path / "out"
+    before = set(children_of(os.getpid()))
+    code = train.main(
+        [
+            "--periods",
+            "5",
+            "--samples-per-period",
+            "4096",
+            "--optimizers",
+            "adagrad,swap+stale+lbn",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert set(children_of(os.getpid())) <= before  # no child left behind
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "auc.png").stat().st_size > 1000
+    assert set(metrics["runs"]) == {"adagrad", "swap+stale+lbn"}
+    assert metrics["workers"] == 2 and metrics["ps"] == 1
+    assert len(metrics["oracle_auc"]) == 4
+    for run in metrics["runs"].values():
+        assert len(run["auc"]) == 4
+        assert min(run["auc"]) > 0.5 and run["auc"][-1] > 0.6
+        assert run["applied_steps"] == run["steps"] == 4 * 16
+
+
+def test_movielens_end_to_end_on_a_cluster(tmp_path, capsys):
+    out = tmp_path / "ml"
+    code = train.main(
+        [
+            "--data",
+            f"movielens:{MOVIELENS.parent}",
+            "--periods",
+            "8",
+            "--optimizers",
+            "swap+stale+lbn",
+            "--batch-size",
+            "512",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    auc = metrics["runs"]["swap+stale+lbn"]["auc"]
+    assert len(auc) == 7
+    assert np.mean(auc) > 0.6
+    assert metrics["oracle_auc"] is None
+    table = capsys.readouterr().out
+    assert "| period |" in table and "swap+stale+lbn" in table
+
+
+def test_bad_flags_exit_2(capsys):
+    assert train.main(["--optimizers", "sgd"]) == 2
+    assert train.main(["--data", "criteo:/nonexistent.tsv"]) == 2
+
+
+def test_module_entry_point_prints_help():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_swap.train", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    for flag in ("--data", "--workers", "--ps", "--periods", "--optimizers", "--out"):
+        assert flag in result.stdout
