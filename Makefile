@@ -24,7 +24,7 @@ WHEEL_DIR := build/wheel
 WHEEL_VENV := build/wheel-venv
 TF_REQUIREMENT := $(shell grep -E '^tensorflow' requirements.txt)
 
-.PHONY: run test build bench rust-test python-test bazel-test wheel-test \
+.PHONY: run simulate test build bench rust-test python-test bazel-test wheel-test \
 	bazel-install lint clean
 
 $(VENV)/.installed: requirements.txt
@@ -40,6 +40,9 @@ build: $(VENV)/.installed
 run: build
 	$(PYENV) $(PY) -m tf_swap.train --out out
 
+simulate: build
+	$(PYENV) $(PY) -m tf_swap.simulate --out out_sim
+
 test: lint rust-test python-test bazel-test wheel-test
 
 lint: $(VENV)/.installed
@@ -50,8 +53,14 @@ lint: $(VENV)/.installed
 rust-test: $(VENV)/.installed
 	$(RUST_ONLY) cargo test --release
 
+# The training-job tests connect their own process to a local cluster, which
+# renames TensorFlow's devices for every later test in it: they get their own
+# pytest process.
+CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py
+
 python-test: build
-	$(PYENV) $(PY) -m pytest -q tests/python
+	$(PYENV) $(PY) -m pytest -q tests/python $(CLUSTER_TESTS:%=--ignore=%)
+	$(PYENV) $(PY) -m pytest -q $(CLUSTER_TESTS)
 
 # `bazel build //:tf_swap_ops`, then the op tests on its library.
 bazel-test: build bazel-install

@@ -2,8 +2,11 @@
 //! C++ kernels shard with TensorFlow's thread pool; this decides the split.
 
 /// Elements one thread should have before a second one pays off. Measured
-/// on 2-core machines: at 1e5 elements two threads are ~2x slower than one.
-pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 18;
+/// on 2-core machines with benchmarks/bench_adagrad_swap.py: with 2^15 a
+/// dense [1e5] update (two threads) beats TensorFlow's, 2^13 splits [3e4]
+/// and loses 20% to thread hand-off, 2^18 left [1e5] on one thread, 10%
+/// behind TensorFlow's two.
+pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 15;
 
 /// Number of row blocks for an op touching `elements` elements.
 pub fn partition_count(elements: usize, max_threads: usize) -> usize {
