@@ -61,8 +61,12 @@ def worker(spec, task):
         "dropped": dropped.device,
     }
     losses, steps, done = [], 0, 0
+    # Each replica talks to the PS and itself only: without the filter its
+    # session waits for every task of the cluster, so a worker that starts
+    # after the chief has finished and exited waits forever.
+    config = v1.ConfigProto(device_filters=["/job:ps", f"/job:worker/task:{task}"])
     with v1.train.MonitoredTrainingSession(
-        master=server.target, is_chief=task == 0
+        master=server.target, is_chief=task == 0, config=config
     ) as session:
         while done < LAST_STEP:
             batch = rng.integers(0, rows, 32)
