@@ -244,3 +244,23 @@ def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stre
     raise ValueError(
         f"unknown data {spec!r}: use synthetic, movielens:PATH or criteo:PATH"
     )
+
+
+def load_for_job(
+    spec: str, periods: int | None, seed: int, samples_per_period: int
+) -> Stream:
+    """The stream a job (`tf_swap.train`, `tf_swap.simulate`) trains on:
+    `load`, with `samples_per_period` for the synthetic stream, and at least
+    two periods (train on one, evaluate on the next).
+
+    Raises:
+        OSError: the data file cannot be read.
+        ValueError: the spec is unknown or gives fewer than two periods.
+    """
+    extra = {}
+    if spec.partition(":")[0] == "synthetic":
+        extra["samples"] = samples_per_period
+    stream = load(spec, periods=periods, seed=seed, **extra)
+    if len(stream.periods) < 2:
+        raise ValueError("need at least 2 periods")
+    return stream

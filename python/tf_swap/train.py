@@ -367,16 +367,12 @@ def run(args: argparse.Namespace) -> int:
 
     from tf_swap import data
 
-    extra = {}
-    if args.data.partition(":")[0] == "synthetic":
-        extra["samples"] = args.samples_per_period
     try:
-        stream = data.load(args.data, periods=args.periods, seed=args.seed, **extra)
+        stream = data.load_for_job(
+            args.data, args.periods, args.seed, args.samples_per_period
+        )
     except (OSError, ValueError) as e:
         print(f"--data: {e}", file=sys.stderr)
-        return 2
-    if len(stream.periods) < 2:
-        print("need at least 2 periods", file=sys.stderr)
         return 2
     config = Config(
         batch_size=args.batch_size,
