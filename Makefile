@@ -27,10 +27,17 @@ TF_REQUIREMENT := $(shell grep -E '^tensorflow' requirements.txt)
 .PHONY: run simulate test build bench rust-test python-test bazel-test wheel-test \
 	bazel-install lint clean
 
+# tf-keras names `tensorflow` as its dependency; tensorflow-cpu provides the
+# same package, so tf-keras goes in without dependencies (pip would
+# otherwise install the CUDA `tensorflow` wheel over tensorflow-cpu).
+NO_DEPS := ^tf-keras
 $(VENV)/.installed: requirements.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	grep -vE '$(NO_DEPS)' requirements.txt > $(VENV)/requirements-deps.txt
+	$(PY) -m pip install --quiet -r $(VENV)/requirements-deps.txt
+	$(PY) -m pip install --quiet --no-deps $$(grep -E '$(NO_DEPS)' requirements.txt)
 	touch $@
 
 build: $(VENV)/.installed
@@ -56,7 +63,8 @@ rust-test: $(VENV)/.installed
 # The training-job tests connect their own process to a local cluster, which
 # renames TensorFlow's devices for every later test in it: they get their own
 # pytest process.
-CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py
+CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py \
+	tests/python/test_sharded_cluster.py
 
 python-test: build
 	$(PYENV) $(PY) -m pytest -q tests/python $(CLUSTER_TESTS:%=--ignore=%)

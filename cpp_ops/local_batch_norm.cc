@@ -1,6 +1,6 @@
-// TfSwapLocalBatchNorm, TfSwapLocalBatchNormGrad and
-// TfSwapLocalBatchNormInference: batch normalization over the last
-// dimension (SPEC section 3). These kernels validate shapes and call the
+// TfSwapLocalBatchNorm and TfSwapLocalBatchNormGrad: training batch
+// normalization over the last dimension (SPEC section 3); inference is
+// stock TensorFlow ops (python/tf_swap/ops/local_batch_norm.py). These kernels validate shapes and call the
 // Rust kernels; the math is in rust/kernels/batch_norm.rs.
 //
 // Each op runs two sharded phases: phase 1 over blocks of channels
@@ -83,16 +83,6 @@ absl::Status GradShapeFn(InferenceContext* c) {
   return absl::OkStatus();
 }
 
-absl::Status InferenceShapeFn(InferenceContext* c) {
-  ShapeHandle x;
-  DimensionHandle channels;
-  TF_RETURN_IF_ERROR(ChannelsShape(
-      c, "x", {"gamma", "beta", "mean", "variance"}, &x, &channels));
-  TF_RETURN_IF_ERROR(ScalarInput(c, "epsilon"));
-  c->set_output(0, x);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 REGISTER_OP("TfSwapLocalBatchNorm")
@@ -129,21 +119,6 @@ Gradient of TfSwapLocalBatchNorm's y with respect to x, gamma and beta.
 batch_mean and batch_inv_std are that op's outputs for the same x.
 )doc");
 
-REGISTER_OP("TfSwapLocalBatchNormInference")
-    .Input("x: T")
-    .Input("gamma: T")
-    .Input("beta: T")
-    .Input("mean: T")
-    .Input("variance: T")
-    .Input("epsilon: T")
-    .Output("y: T")
-    .Attr("T: {float, double}")
-    .SetShapeFn(InferenceShapeFn)
-    .Doc(R"doc(
-Batch normalization over the last dimension of x with given statistics:
-y = gamma * (x - mean) / sqrt(variance + epsilon) + beta, in float64.
-)doc");
-
 namespace {
 
 // Overloads that pick the Rust export for an element type.
@@ -176,13 +151,6 @@ namespace {
                          size_t end, tf_swap_error* error) {                  \
     return tf_swap_local_batch_norm_grad_apply_##SUFFIX(                      \
         dx, dy, x, plan, rows, channels, begin, end, error);                  \
-  }                                                                           \
-  uint32_t RustInferencePlan(double* plan, const T* gamma, const T* beta,     \
-                             const T* mean, const T* variance,                \
-                             size_t channels, double epsilon,                 \
-                             tf_swap_error* error) {                          \
-    return tf_swap_local_batch_norm_inference_plan_##SUFFIX(                  \
-        plan, gamma, beta, mean, variance, channels, epsilon, error);         \
   }
 TF_SWAP_RUST_BN(float, f32)
 TF_SWAP_RUST_BN(double, f64)
@@ -371,53 +339,6 @@ class LocalBatchNormGradOp : public OpKernel {
   }
 };
 
-template <typename T>
-class LocalBatchNormInferenceOp : public OpKernel {
- public:
-  using OpKernel::OpKernel;
-
-  void Compute(OpKernelContext* ctx) override {
-    const Tensor& x = ctx->input(0);
-    const Tensor& gamma = ctx->input(1);
-    const Tensor& beta = ctx->input(2);
-    const Tensor& mean = ctx->input(3);
-    const Tensor& variance = ctx->input(4);
-    Layout layout;
-    OP_REQUIRES_OK(ctx, CheckLayout(x,
-                                    {{"gamma", &gamma},
-                                     {"beta", &beta},
-                                     {"mean", &mean},
-                                     {"variance", &variance}},
-                                    &layout));
-    double epsilon = 0;
-    OP_REQUIRES_OK(ctx, ReadEpsilon<T>(ctx->input(5), &epsilon));
-    const int64_t channels = static_cast<int64_t>(layout.channels);
-    Tensor* y;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
-    Tensor plan;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_DOUBLE,
-                                           TensorShape({3 * channels}), &plan));
-    double* plan_data = plan.flat<double>().data();
-    tf_swap_error error;
-    OP_REQUIRES_OK(
-        ctx, StatusFromRust(
-                 RustInferencePlan(plan_data, gamma.flat<T>().data(),
-                                   beta.flat<T>().data(), mean.flat<T>().data(),
-                                   variance.flat<T>().data(), layout.channels,
-                                   epsilon, &error),
-                 error));
-    const T* x_data = x.flat<T>().data();
-    T* y_data = y->flat<T>().data();
-    OP_REQUIRES_OK(
-        ctx, ShardRows(ctx, layout.rows, layout.rows * layout.channels,
-                       [&](size_t begin, size_t end, tf_swap_error* error) {
-                         return RustNormalize(y_data, x_data, plan_data,
-                                              layout.rows, layout.channels,
-                                              begin, end, error);
-                       }));
-  }
-};
-
 }  // namespace
 
 #define REGISTER_CPU(T)                                                   \
@@ -427,11 +348,7 @@ class LocalBatchNormInferenceOp : public OpKernel {
   REGISTER_KERNEL_BUILDER(Name("TfSwapLocalBatchNormGrad")                \
                               .Device(DEVICE_CPU)                         \
                               .TypeConstraint<T>("T"),                    \
-                          LocalBatchNormGradOp<T>);                       \
-  REGISTER_KERNEL_BUILDER(Name("TfSwapLocalBatchNormInference")           \
-                              .Device(DEVICE_CPU)                         \
-                              .TypeConstraint<T>("T"),                    \
-                          LocalBatchNormInferenceOp<T>);
+                          LocalBatchNormGradOp<T>);
 REGISTER_CPU(float)
 REGISTER_CPU(double)
 #undef REGISTER_CPU

@@ -148,8 +148,8 @@ uint32_t tf_swap_sum_duplicates_f64_i64(int64_t *unique_indices,
  * phase 1 runs per block of channels and fills the caller's double `plan`
  * (planes of `channels` values: plan[k * channels + c]); phase 2 runs per
  * block of rows and reads it. Training forward: stats, then normalize.
- * Inference: inference_plan, then normalize. Backward: grad_stats, then
- * grad_apply. Results do not depend on how ranges are split. */
+ * Backward: grad_stats, then grad_apply. (Inference is stock TensorFlow
+ * ops, so exported models need no tf_swap library.) Results do not depend on how ranges are split. */
 
 /* Training forward, phase 1, channels [channel_begin, channel_end): those
  * channels of batch_mean, batch_inv_std = 1 / sqrt(var + epsilon) (biased
@@ -207,17 +207,6 @@ uint32_t tf_swap_local_batch_norm_grad_apply_f32(
 uint32_t tf_swap_local_batch_norm_grad_apply_f64(
     double *dx, const double *dy, const double *x, const double *plan,
     size_t rows, size_t channels, size_t row_begin, size_t row_end,
-    tf_swap_error *error);
-
-/* Inference plan (3 * channels) for normalize, from the given mean and
- * variance (not checked: a negative variance gives NaN, as in TF). */
-uint32_t tf_swap_local_batch_norm_inference_plan_f32(
-    double *plan, const float *gamma, const float *beta, const float *mean,
-    const float *variance, size_t channels, double epsilon,
-    tf_swap_error *error);
-uint32_t tf_swap_local_batch_norm_inference_plan_f64(
-    double *plan, const double *gamma, const double *beta, const double *mean,
-    const double *variance, size_t channels, double epsilon,
     tf_swap_error *error);
 
 #ifdef __cplusplus

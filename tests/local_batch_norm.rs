@@ -11,12 +11,12 @@ use std::ptr;
 use tf_swap::ffi::{
     TfSwapError, TfSwapStatus, tf_swap_local_batch_norm_grad_apply_f32,
     tf_swap_local_batch_norm_grad_apply_f64, tf_swap_local_batch_norm_grad_stats_f32,
-    tf_swap_local_batch_norm_grad_stats_f64, tf_swap_local_batch_norm_inference_plan_f32,
-    tf_swap_local_batch_norm_normalize_f32, tf_swap_local_batch_norm_normalize_f64,
-    tf_swap_local_batch_norm_stats_f32, tf_swap_local_batch_norm_stats_f64,
+    tf_swap_local_batch_norm_grad_stats_f64, tf_swap_local_batch_norm_normalize_f32,
+    tf_swap_local_batch_norm_normalize_f64, tf_swap_local_batch_norm_stats_f32,
+    tf_swap_local_batch_norm_stats_f64,
 };
 use tf_swap::kernels::KernelError;
-use tf_swap::kernels::batch_norm::{ForwardPlanMut, check_epsilon, forward_stats, inference_plan};
+use tf_swap::kernels::batch_norm::{ForwardPlanMut, check_epsilon, forward_stats};
 
 /// Deterministic pseudo-random numbers in [-1, 1).
 struct Lcg(u64);
@@ -621,27 +621,6 @@ fn validation_rejects_bad_input_before_writing() {
 }
 
 #[test]
-fn inference_plan_validates_lengths() {
-    let mut plan = [0.0f64; 6];
-    let (pm, rest) = plan.split_at_mut(2);
-    let (ps, po) = rest.split_at_mut(2);
-    let plan = ForwardPlanMut {
-        mean: pm,
-        scale: ps,
-        offset: po,
-    };
-    let err = inference_plan(plan, &[1.0f32; 2], &[0.0; 2], &[0.0; 3], &[1.0; 2], 1e-3);
-    assert!(matches!(
-        err,
-        Err(KernelError::LengthMismatch {
-            what: "mean",
-            got: 3,
-            expected: 2
-        })
-    ));
-}
-
-#[test]
 fn exports_report_status_codes() {
     let x = [1.0f32, 2.0];
     let (mut m, mut i) = ([0.0f32; 2], [0.0f32; 2]);
@@ -691,15 +670,19 @@ fn exports_report_status_codes() {
         tf_swap_local_batch_norm_normalize_f32(p, p, plan.as_ptr(), 2, 2, 0, 2, &mut error)
     };
     assert_eq!(aliased, TfSwapStatus::AliasedBuffers as u32);
-    let mut plan3 = [0.0f64; 6];
+    let (mut mean2, mut inv2, mut plan3) = ([0.0f32; 2], [0.0f32; 2], [0.0f64; 6]);
     // SAFETY: as above.
     let bad_eps = unsafe {
-        tf_swap_local_batch_norm_inference_plan_f32(
+        tf_swap_local_batch_norm_stats_f32(
+            mean2.as_mut_ptr(),
+            inv2.as_mut_ptr(),
             plan3.as_mut_ptr(),
             x.as_ptr(),
             x.as_ptr(),
             x.as_ptr(),
-            x.as_ptr(),
+            1,
+            2,
+            0,
             2,
             0.0,
             &mut error,

@@ -23,7 +23,6 @@ EXPECTED_OPS = (
     "TfSwapResourceSparseApplyAdagradSwap",
     "TfSwapLocalBatchNorm",
     "TfSwapLocalBatchNormGrad",
-    "TfSwapLocalBatchNormInference",
 )
 
 _LIBRARY_ENV = "TF_SWAP_LIBRARY"

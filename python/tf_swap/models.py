@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tf_swap.keras import LocalBatchNormalization
+from tf_swap.keras import LocalBatchNormalization, ShardedEmbedding
 
 BATCH_NORMS = ("local", "keras", "none")
 
@@ -25,7 +25,9 @@ def build_ctr_model(
     Inputs are int32 `[batch, num_fields]` buckets in `[0, buckets)`. Each
     field gets its own range of rows of one embedding table (an offset per
     field), so the whole model has one sparse table for the deep part and
-    one for the wide (linear) part. The deep tower is
+    one for the wide (linear) part. Both are `ShardedEmbedding`s: under a
+    `ParameterServerStrategy` each is split over all parameter servers (one
+    shard on each), elsewhere a plain `keras.layers.Embedding`. The deep tower is
     `Dense -> batch norm -> ReLU` per hidden layer; the output is
     `sigmoid(wide + deep)`.
 
@@ -49,9 +51,9 @@ def build_ctr_model(
     inputs = keras.Input((num_fields,), dtype="int32", name="features")
     offsets = np.arange(num_fields, dtype=np.int32) * buckets
     rows = inputs + offsets
-    deep = keras.layers.Embedding(
-        num_fields * buckets, embedding_dim, name="embeddings"
-    )(rows)
+    deep = ShardedEmbedding(num_fields * buckets, embedding_dim, name="embeddings")(
+        rows
+    )
     x = keras.layers.Flatten()(deep)
     for i, width in enumerate(hidden):
         x = keras.layers.Dense(width, use_bias=batch_norm == "none", name=f"dense_{i}")(
@@ -63,7 +65,7 @@ def build_ctr_model(
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         x = keras.layers.ReLU()(x)
     deep_logit = keras.layers.Dense(1, name="deep_logit")(x)
-    wide = keras.layers.Embedding(
+    wide = ShardedEmbedding(
         num_fields * buckets, 1, embeddings_initializer="zeros", name="wide"
     )(rows)
     wide_logit = keras.ops.sum(wide, axis=1)

@@ -56,7 +56,7 @@ def make_optimizer(variant: str, config: Config, decay_period: int):
     import keras
 
     from tf_swap.keras import AdagradSwap
-    from tf_swap.keras.adagrad_swap import _make_increments_atomic
+    from tf_swap.keras.adagrad_swap import make_increments_atomic
 
     kind, stale, _ = VARIANTS[variant]
     if kind == "adagrad":
@@ -64,7 +64,7 @@ def make_optimizer(variant: str, config: Config, decay_period: int):
         # Keras advances `iterations` by a read and a write, which loses
         # steps when workers apply concurrently; the global step (and the
         # staleness reported) must count every step, as AdagradSwap's does.
-        _make_increments_atomic(optimizer.iterations)
+        make_increments_atomic(optimizer.iterations)
         return optimizer
     return AdagradSwap(
         config.learning_rate,
@@ -91,17 +91,21 @@ def train_variant(
     config: Config,
     on_step=None,
     progress=None,
+    saved_model_dir: str | None = None,
 ) -> dict:
     """Trains one variant over the stream; returns its metrics.
 
     `on_step(variant, step)` is called on the coordinator after each step is
-    scheduled (tests use it to kill a worker mid-training).
+    scheduled (tests use it to kill a worker mid-training). With
+    `saved_model_dir`, the final model is exported for serving to
+    `saved_model_dir/VARIANT` (`tf_swap.keras.export_for_serving`).
     """
     import keras
     import numpy as np
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
+    from tf_swap.keras import ShardedEmbedding
     from tf_swap.models import build_ctr_model
 
     steps_per_period = len(stream.periods[0].y) // config.batch_size
@@ -177,6 +181,17 @@ def train_variant(
         if progress is not None:
             progress.set_postfix_str(f"{variant} period {d + 2} AUC {aucs[-1]:.4f}")
     dropped = getattr(optimizer, "dropped_updates", 0)
+    saved_model = None
+    if saved_model_dir is not None:
+        from tf_swap.keras import export_for_serving
+
+        saved_model = os.path.join(saved_model_dir, variant)
+        export_for_serving(model, saved_model)
+    tables = {
+        layer.name: [shard.value.device for shard in layer.shards]
+        for layer in model.layers
+        if isinstance(layer, ShardedEmbedding)
+    }
     return {
         "auc": aucs,
         "loss": losses,
@@ -188,6 +203,8 @@ def train_variant(
         "seconds": round(time.monotonic() - started, 1),
         "optimizer": type(optimizer).__name__,
         "batch_norm": VARIANTS[variant][2],
+        "table_devices": tables,
+        "saved_model": saved_model,
     }
 
 
@@ -200,10 +217,12 @@ def run_on_cluster(
     on_step=None,
     cluster=None,
     log_dir: str | None = None,
+    saved_model_dir: str | None = None,
 ) -> dict:
     """Starts a `LocalCluster` (unless one is given), trains every variant on
     it and returns the metrics dictionary (also what `metrics.json` holds).
-    The cluster tasks' output goes to `log_dir` if given."""
+    The cluster tasks' output goes to `log_dir` if given; each variant's
+    final model is exported to `saved_model_dir/VARIANT` if given."""
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -230,7 +249,14 @@ def run_on_cluster(
         ) as progress:
             for variant in variants:
                 runs[variant] = train_variant(
-                    variant, stream, strategy, coordinator, config, on_step, progress
+                    variant,
+                    stream,
+                    strategy,
+                    coordinator,
+                    config,
+                    on_step,
+                    progress,
+                    saved_model_dir,
                 )
     finally:
         if own:
@@ -397,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
         ps=args.ps,
         config=config,
         log_dir=os.path.join(args.out, "logs"),
+        saved_model_dir=os.path.join(args.out, "saved_model"),
     )
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
@@ -410,8 +437,10 @@ def run(args: argparse.Namespace) -> int:
             f"{r['seconds']} s"
         )
     print(
-        f"wrote {os.path.join(args.out, 'metrics.json')} and "
-        f"{os.path.join(args.out, 'auc.png')} in {metrics['seconds']} s"
+        f"wrote {os.path.join(args.out, 'metrics.json')}, "
+        f"{os.path.join(args.out, 'auc.png')} and the servable models "
+        f"{os.path.join(args.out, 'saved_model', '{' + ','.join(variants) + '}')} "
+        f"in {metrics['seconds']} s"
     )
     return 0
 

@@ -1,8 +1,8 @@
 //! Local Batch Normalization exports. A training forward is
 //! `tf_swap_local_batch_norm_stats_*` on blocks of channels (possibly on
 //! several threads), then `tf_swap_local_batch_norm_normalize_*` on blocks
-//! of rows; a backward is `..._grad_stats_*` then `..._grad_apply_*`; an
-//! inference forward is `..._inference_plan_*` then `..._normalize_*`.
+//! of rows; a backward is `..._grad_stats_*` then `..._grad_apply_*`.
+//! (Inference is stock TensorFlow ops.)
 //! Phase 1 leaves per-channel `f64` coefficients in a caller-owned `plan`
 //! buffer for phase 2 (3 planes of `channels` values for a forward, 4 for a
 //! backward; see `crate::kernels::batch_norm`).
@@ -11,8 +11,7 @@ use super::boundary::{disjoint, elements, region, run, slice, slice_mut};
 use super::status::{FfiError, TfSwapError};
 use crate::kernels::batch_norm::{
     BACKWARD_PLAN_PER_CHANNEL, BackwardPlan, BackwardPlanMut, FORWARD_PLAN_PER_CHANNEL,
-    ForwardPlan, ForwardPlanMut, backward_apply, backward_stats, forward_stats, inference_plan,
-    normalize,
+    ForwardPlan, ForwardPlanMut, backward_apply, backward_stats, forward_stats, normalize,
 };
 use crate::kernels::{KernelError, Real};
 
@@ -257,46 +256,6 @@ unsafe fn grad_apply<T: Real>(
     )?)
 }
 
-/// # Safety
-/// As [`tf_swap_local_batch_norm_inference_plan_f32`].
-#[allow(clippy::too_many_arguments, reason = "mirrors the C signature")]
-unsafe fn inference<T: Real>(
-    plan: *mut f64,
-    gamma: *const T,
-    beta: *const T,
-    mean: *const T,
-    variance: *const T,
-    channels: usize,
-    epsilon: f64,
-) -> Result<(), FfiError> {
-    let plan_len = elements(FORWARD_PLAN_PER_CHANNEL, channels)?;
-    disjoint(
-        &[region("plan", plan, plan_len)?],
-        &[
-            region("gamma", gamma, channels)?,
-            region("beta", beta, channels)?,
-            region("mean", mean, channels)?,
-            region("variance", variance, channels)?,
-        ],
-    )?;
-    // SAFETY: lengths per the contract, checked non-overlapping; `plan` is
-    // split into three disjoint planes.
-    let (plan, gamma, beta, mean, variance) = unsafe {
-        (
-            ForwardPlanMut {
-                mean: slice_mut(plan, 0, channels),
-                scale: slice_mut(plan, channels, channels),
-                offset: slice_mut(plan, 2 * channels, channels),
-            },
-            slice(gamma, channels),
-            slice(beta, channels),
-            slice(mean, channels),
-            slice(variance, channels),
-        )
-    };
-    Ok(inference_plan(plan, gamma, beta, mean, variance, epsilon)?)
-}
-
 /// Training forward, phase 1, of a float32 `x` of `rows` rows of `channels`
 /// elements, for channels `[channel_begin, channel_end)`: writes those
 /// channels of `batch_mean`, `batch_inv_std` (`1 / sqrt(var + epsilon)`,
@@ -386,11 +345,10 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_stats_f64(
     }
 }
 
-/// Forward phase 2 (training or inference) on rows `[row_begin, row_end)`
-/// of a float32 `x` of `rows` rows of `channels` elements:
-/// `y = (x - mean) * scale + offset` with the plan of
-/// `tf_swap_local_batch_norm_stats_f32` or
-/// `tf_swap_local_batch_norm_inference_plan_f32`, computed in double.
+/// Forward phase 2 on rows `[row_begin, row_end)` of a float32 `x` of
+/// `rows` rows of `channels` elements: `y = (x - mean) * scale + offset`
+/// with the plan of `tf_swap_local_batch_norm_stats_f32`, computed in
+/// double.
 ///
 /// # Safety
 /// `y` and `x` hold `rows * channels` elements, `plan` `3 * channels`, all
@@ -585,59 +543,6 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_grad_apply_f64(
     unsafe {
         run(error, || {
             grad_apply(dx, dy, x, plan, rows, channels, row_begin, row_end)
-        })
-    }
-}
-
-/// Inference plan of a float32 batch normalization with the given `mean`
-/// and `variance`: fills the three planes of `plan` for
-/// `tf_swap_local_batch_norm_normalize_f32`. Fails with
-/// `TF_SWAP_INVALID_HYPER_PARAMETER` unless `epsilon` is finite and > 0.
-///
-/// # Safety
-/// `gamma`, `beta`, `mean`, `variance` hold `channels` elements, `plan`
-/// `3 * channels` (each may be NULL only when empty). `error` is NULL or
-/// writable.
-#[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn tf_swap_local_batch_norm_inference_plan_f32(
-    plan: *mut f64,
-    gamma: *const f32,
-    beta: *const f32,
-    mean: *const f32,
-    variance: *const f32,
-    channels: usize,
-    epsilon: f64,
-    error: *mut TfSwapError,
-) -> u32 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        run(error, || {
-            inference(plan, gamma, beta, mean, variance, channels, epsilon)
-        })
-    }
-}
-
-/// Float64 version of [`tf_swap_local_batch_norm_inference_plan_f32`].
-///
-/// # Safety
-/// As [`tf_swap_local_batch_norm_inference_plan_f32`].
-#[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn tf_swap_local_batch_norm_inference_plan_f64(
-    plan: *mut f64,
-    gamma: *const f64,
-    beta: *const f64,
-    mean: *const f64,
-    variance: *const f64,
-    channels: usize,
-    epsilon: f64,
-    error: *mut TfSwapError,
-) -> u32 {
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        run(error, || {
-            inference(plan, gamma, beta, mean, variance, channels, epsilon)
         })
     }
 }

@@ -4,8 +4,7 @@
 //! Every op is two phases, each safe to split across threads:
 //!
 //! 1. a per-channel reduction over all rows for a block of channels
-//!    ([`forward_stats`], [`backward_stats`]; [`inference_plan`] needs no
-//!    data), which writes the op's per-channel outputs and a *plan*: a few
+//!    ([`forward_stats`], [`backward_stats`]), which writes the op's per-channel outputs and a *plan*: a few
 //!    `f64` coefficients per channel;
 //! 2. an elementwise pass over a block of rows ([`normalize`],
 //!    [`backward_apply`]) that reads the plan.
@@ -26,7 +25,7 @@
 
 use super::{KernelError, Real, expect_len};
 
-/// `f64`s per channel in a forward or inference plan: the mean, the scale
+/// `f64`s per channel in a forward plan: the mean, the scale
 /// `gamma / sqrt(var + epsilon)` and the offset `beta`, as three planes of
 /// `channels` values each.
 pub const FORWARD_PLAN_PER_CHANNEL: usize = 3;
@@ -103,7 +102,7 @@ fn check_channel_range(begin: usize, end: usize, channels: usize) -> Result<(), 
     }
 }
 
-/// The part of a forward (or inference) plan for channels `[begin, end)`:
+/// The part of a forward plan for channels `[begin, end)`:
 /// each plane holds `end - begin` values.
 #[derive(Debug)]
 pub struct ForwardPlanMut<'a> {
@@ -115,7 +114,7 @@ pub struct ForwardPlanMut<'a> {
     pub offset: &'a mut [f64],
 }
 
-/// A whole forward (or inference) plan, read by [`normalize`]: each plane
+/// A whole forward plan, read by [`normalize`]: each plane
 /// holds `channels` values.
 #[derive(Clone, Copy, Debug)]
 pub struct ForwardPlan<'a> {
@@ -279,33 +278,6 @@ pub fn forward_stats<T: Real>(
     Ok(())
 }
 
-/// Inference plan for all channels: normalize with the given `mean` and
-/// `variance`. Every buffer holds `channels` values. `variance` is not
-/// checked: a negative one gives NaN, as in TensorFlow.
-pub fn inference_plan<T: Real>(
-    plan: ForwardPlanMut<'_>,
-    gamma: &[T],
-    beta: &[T],
-    mean: &[T],
-    variance: &[T],
-    epsilon: f64,
-) -> Result<(), KernelError> {
-    check_epsilon(epsilon)?;
-    let channels = gamma.len();
-    expect_len("beta", beta.len(), channels)?;
-    expect_len("mean", mean.len(), channels)?;
-    expect_len("variance", variance.len(), channels)?;
-    expect_len("plan.mean", plan.mean.len(), channels)?;
-    expect_len("plan.scale", plan.scale.len(), channels)?;
-    expect_len("plan.offset", plan.offset.len(), channels)?;
-    for j in 0..channels {
-        plan.mean[j] = mean[j].to_f64();
-        plan.scale[j] = gamma[j].to_f64() / (variance[j].to_f64() + epsilon).sqrt();
-        plan.offset[j] = beta[j].to_f64();
-    }
-    Ok(())
-}
-
 fn check_row_block(
     out: usize,
     inputs: &[(&'static str, usize)],
@@ -327,7 +299,7 @@ fn check_row_block(
     Ok(())
 }
 
-/// Phase 2 of the forward (training or inference) on whole rows:
+/// Phase 2 of the training forward on whole rows:
 /// `y = (x - mean) * scale + offset`, in `f64`, rounded once. `y` and `x`
 /// hold the same rows of `channels` elements; `plan` covers all channels.
 pub fn normalize<T: Real>(

@@ -1,7 +1,8 @@
 """tf_swap.compat.v1.AdagradSwapOptimizer under classic between-graph
-replication: 1 PS and 2 worker processes, each worker building its own
+replication: 2 PS and 2 worker processes, each worker building its own
 graph with `replica_device_setter` and training in a
-`MonitoredTrainingSession` (this file is also the worker's script)."""
+`MonitoredTrainingSession` a table partitioned over both PS (this file is
+also the worker's script)."""
 
 import argparse
 import json
@@ -38,7 +39,11 @@ def worker(spec, task):
     ):
         global_step = v1.train.get_or_create_global_step()
         table = v1.get_variable(
-            "table", [rows, dim], initializer=v1.zeros_initializer(), use_resource=True
+            "table",
+            [rows, dim],
+            initializer=v1.zeros_initializer(),
+            partitioner=v1.fixed_size_partitioner(2),
+            use_resource=True,
         )
         ids = v1.placeholder(tf.int32, [None])
         target = v1.placeholder(tf.float32, [None, dim])
@@ -54,10 +59,16 @@ def worker(spec, task):
             loss = tf.reduce_mean(tf.square(tf.gather(table, ids) - target))
         train_op = optimizer.minimize(loss, global_step=global_step)
         dropped = optimizer.dropped_updates()
-        power = optimizer.get_slot(table, "power")
+        full_table = tf.concat(list(table), 0)
     devices = {
-        "table": table.device,
-        "power": power.device,
+        "parts": [
+            [
+                part.device,
+                optimizer.get_slot(part, "accumulator").device,
+                optimizer.get_slot(part, "power").device,
+            ]
+            for part in table
+        ],
         "dropped": dropped.device,
     }
     losses, steps, done = [], 0, 0
@@ -76,7 +87,7 @@ def worker(spec, task):
             losses.append(float(value))
             steps += 1
         step_value, dropped_value, table_value = session.run(
-            [global_step, dropped, table]
+            [global_step, dropped, full_table]
         )
     final = [
         int(step_value),
@@ -101,7 +112,7 @@ def test_between_graph_replication_with_two_workers():
     from tf_swap.cluster import LocalCluster
 
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-    with LocalCluster(ps=1, workers=2, jobs=("ps",)) as cluster:
+    with LocalCluster(ps=2, workers=2, jobs=("ps",)) as cluster:
         workers = [
             subprocess.Popen(
                 [
@@ -129,8 +140,11 @@ def test_between_graph_replication_with_two_workers():
                     w.wait()
         results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     for r in results:
-        assert r["devices"]["table"].startswith("/job:ps")
-        assert r["devices"]["power"].startswith("/job:ps")
+        parts = r["devices"]["parts"]
+        # One part on each PS, and each part's slots with it.
+        assert sorted(p[0] for p in parts) == ["/job:ps/task:0", "/job:ps/task:1"]
+        for part, accumulator, power in parts:
+            assert accumulator == power == part, parts
         assert r["steps"] > 0
     # Both replicas trained one shared table: together they made every
     # step, and the loss fell.

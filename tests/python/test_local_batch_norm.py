@@ -1,4 +1,5 @@
-"""TfSwapLocalBatchNorm{,Grad,Inference} against float64 NumPy and TF."""
+"""TfSwapLocalBatchNorm{,Grad} and the stock-op inference against float64
+NumPy and TF."""
 
 import os
 import subprocess
@@ -261,6 +262,8 @@ def test_static_shapes():
 
 
 def test_ops_registered():
-    for op in ("TfSwapLocalBatchNorm", "TfSwapLocalBatchNormGrad",
-               "TfSwapLocalBatchNormInference"):
+    for op in ("TfSwapLocalBatchNorm", "TfSwapLocalBatchNormGrad"):
         assert op in tf_swap._ops.EXPECTED_OPS
+    # Inference is stock TensorFlow ops (exported models serve without us).
+    assert not hasattr(tf_swap._ops.library(),
+                       "tf_swap_local_batch_norm_inference")

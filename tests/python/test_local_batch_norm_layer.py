@@ -29,8 +29,7 @@ class LayerTest(tf.test.TestCase):
     def test_matches_keras_batch_normalization(self):
         # One worker, sync_period=1, sync_rate=1, biased moving variance.
         x, y = data()
-        ours = model_with(LocalBatchNormalization(
-            momentum=0.9, unbiased_variance=False, name="bn"))
+        ours = model_with(LocalBatchNormalization(momentum=0.9, name="bn"))
         theirs = model_with(keras.layers.BatchNormalization(
             momentum=0.9, name="bn"))
         for k in (1, 3):  # the Dense layers
@@ -52,10 +51,29 @@ class LayerTest(tf.test.TestCase):
         # 12 fit steps plus the training-mode call above.
         self.assertEqual(int(bn_ours.local_steps.numpy()), 13)
 
+    def test_default_arguments_equal_keras_batch_normalization(self):
+        # SPEC 3: one worker, default arguments (sync_period=1, sync_rate=1,
+        # biased moving variance): Keras' BatchNormalization, inference
+        # within 1e-6.
+        x, y = data(n=96, seed=3)
+        ours = model_with(LocalBatchNormalization(name="bn"), seed=3)
+        theirs = model_with(keras.layers.BatchNormalization(name="bn"), seed=3)
+        for k in (1, 3):
+            theirs.layers[k].set_weights(ours.layers[k].get_weights())
+        for model in (ours, theirs):
+            model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+            model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0)
+        self.assertAllClose(ours.predict(x, verbose=0),
+                            theirs.predict(x, verbose=0), rtol=0, atol=1e-6)
+        bn_ours, bn_theirs = ours.get_layer("bn"), theirs.get_layer("bn")
+        self.assertAllClose(bn_ours.moving_variance, bn_theirs.moving_variance,
+                            rtol=1e-6, atol=0)
+
     def test_unbiased_variance_and_sync_schedule(self):
         x, _ = data(n=10, c=3)
         layer = LocalBatchNormalization(momentum=0.5, sync_period=3,
-                                         sync_rate=0.25)
+                                         sync_rate=0.25,
+                                         unbiased_variance=True)
         layer.build(x.shape)
         step = tf.function(lambda t: layer(t, training=True))
         local_mean, local_var = np.zeros(3), np.ones(3)

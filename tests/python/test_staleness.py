@@ -23,7 +23,7 @@ LR = 0.2
 def lr_eff(lr, tau, k, dtype=np.float32):
     """The learning rate the op must receive: lr (as the optimizer holds it)
     times the scale, in float64, rounded once to the variable's dtype."""
-    # Computed as 1 / tau**(1/k) in float64 (see tf_swap._hyper).
+    # Computed as 1 / tau**(1/k) in float64 (see tf_swap.swap_step).
     scale = 1.0 if k is None or math.isinf(k) else 1.0 / max(1, tau) ** (1.0 / k)
     return dtype(np.float64(lr) * scale)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving import serve_in_clean_process, tf_swap_ops
+from sklearn.metrics import roc_auc_score
 
 from tf_swap import data, train
 from tf_swap.models import build_ctr_model
@@ -80,6 +82,8 @@ def test_synthetic_end_to_end_on_a_cluster(tmp_path):
             "4096",
             "--optimizers",
             "adagrad,swap+stale+lbn",
+            "--ps",
+            "2",
             "--out",
             str(out),
             "--no-progress",
@@ -90,12 +94,25 @@ def test_synthetic_end_to_end_on_a_cluster(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert (out / "auc.png").stat().st_size > 1000
     assert set(metrics["runs"]) == {"adagrad", "swap+stale+lbn"}
-    assert metrics["workers"] == 2 and metrics["ps"] == 1
+    assert metrics["workers"] == 2 and metrics["ps"] == 2
     assert len(metrics["oracle_auc"]) == 4
-    for run in metrics["runs"].values():
+    last = data.load_for_job("synthetic", 5, 0, 4096).periods[-1]
+    for name, run in metrics["runs"].items():
         assert len(run["auc"]) == 4
         assert min(run["auc"]) > 0.5 and run["auc"][-1] > 0.6
         assert run["applied_steps"] == run["steps"] == 4 * 16
+        # Both tables are split over both parameter servers.
+        for devices in run["table_devices"].values():
+            assert sorted(d.split("/device")[0] for d in devices) == [
+                "/job:ps/replica:0/task:0", "/job:ps/replica:0/task:1"]
+        # The final model serves on stock TensorFlow and is the one whose
+        # last-period AUC the job reported.
+        saved = out / "saved_model" / name
+        assert run["saved_model"] == str(saved)
+        served, ops = serve_in_clean_process(saved, {"features": last.x})
+        assert not tf_swap_ops(ops), tf_swap_ops(ops)
+        auc = roc_auc_score(last.y, served["click"].ravel())
+        assert abs(auc - run["auc"][-1]) < 1e-6, (name, auc, run["auc"][-1])
 
 
 def test_movielens_end_to_end_on_a_cluster(tmp_path, capsys):

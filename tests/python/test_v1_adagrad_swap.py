@@ -136,3 +136,74 @@ def test_saver_restore_and_continue_equals_uninterrupted(tmp_path):
     _, path = session_run(0, 4, save_to=tmp_path / "ckpt")
     resumed, _ = session_run(4, 8, restore_from=path)
     np.testing.assert_array_equal(uninterrupted, resumed)
+
+
+def test_explicit_global_step_in_a_session():
+    # The variable's truth value is unknown while the graph is built: the
+    # optimizer must not ask for it.
+    graph = tf.Graph()
+    with graph.as_default():
+        step = v1.Variable(40, dtype=tf.int64, trainable=False, name="my_step")
+        var = v1.get_variable("w", initializer=np.ones(2, np.float32),
+                              use_resource=True)
+        optimizer = AdagradSwapOptimizer(
+            0.1, decay_period=10, global_step=step, staleness_exponent=2
+        )
+        train = optimizer.minimize(tf.reduce_sum(var), global_step=step)
+        power = optimizer.get_slot(var, "power")
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            session.run(train)  # update 41: four periods
+            assert session.run(step) == 41
+            np.testing.assert_array_equal(session.run(power), [4, 4])
+            for _ in range(9):
+                session.run(train)  # update 50: five
+            np.testing.assert_array_equal(session.run(power), [5, 5])
+
+
+def partitioned_run(make_optimizer, parts=4, steps=25):
+    """A table split in `parts` by `fixed_size_partitioner`, trained in a
+    Session on embedding lookups; returns the full table and the optimizer's
+    per-part slots' shapes and devices."""
+    graph = tf.Graph()
+    with graph.as_default():
+        global_step = v1.train.get_or_create_global_step()
+        table = v1.get_variable(
+            "table", [50, 3],
+            initializer=v1.random_normal_initializer(seed=1),
+            partitioner=v1.fixed_size_partitioner(parts), use_resource=True,
+        )
+        ids = v1.placeholder(tf.int32, [None])
+        loss = tf.reduce_sum(tf.square(tf.nn.embedding_lookup(table, ids) - 1.0))
+        optimizer = make_optimizer()
+        train = optimizer.minimize(loss, global_step=global_step)
+        parts_list = list(table)
+        slots = {
+            name: [optimizer.get_slot(p, name) for p in parts_list]
+            for name in optimizer.get_slot_names()
+        }
+        rng = np.random.default_rng(0)
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            for _ in range(steps):
+                session.run(train, {ids: rng.integers(0, 50, 16)})
+            full = session.run(tf.concat(parts_list, 0))
+            values = {k: session.run(v) for k, v in slots.items()}
+    return full, values, [p.shape.as_list() for p in parts_list]
+
+
+def test_partitioned_table_matches_tf_adagrad_with_slots_per_part():
+    ours, slots, shapes = partitioned_run(
+        lambda: AdagradSwapOptimizer(0.1, decay_rate=1.0))
+    theirs, their_slots, _ = partitioned_run(
+        lambda: v1.train.AdagradOptimizer(0.1))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
+    for ours_acc, their_acc in zip(slots["accumulator"],
+                                   their_slots["accumulator"], strict=True):
+        np.testing.assert_allclose(ours_acc, their_acc, rtol=1e-6)
+    assert [list(p.shape) for p in slots["power"]] == [s[:1] for s in shapes]
+    # With decay, each part's rows are decayed by its own powers.
+    decayed, slots, _ = partitioned_run(
+        lambda: AdagradSwapOptimizer(0.1, decay_rate=0.5, decay_period=10))
+    assert not np.allclose(decayed, ours)
+    assert max(int(p.max()) for p in slots["power"]) == 2

@@ -3,14 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_swap import ops
-from tf_swap._hyper import (
-    check_adagrad_swap_args,
-    check_staleness_args,
-    scaled_lr,
-    scales_lr,
-    staleness_terms,
-)
+from tf_swap import swap_step
 
 
 @keras.saving.register_keras_serializable(package="tf_swap")
@@ -123,14 +116,17 @@ class AdagradSwap(keras.optimizers.Optimizer):
                 "AdagradSwap runs tf_swap's TensorFlow ops and needs the "
                 f"tensorflow backend, not {keras.backend.backend()!r}."
             )
-        check_adagrad_swap_args(
-            initial_accumulator_value,
-            decay_rate,
-            decay_period,
-            accumulator_floor,
-            decay_mode,
+        settings = swap_step.SwapSettings(
+            initial_accumulator_value=initial_accumulator_value,
+            decay_rate=decay_rate,
+            decay_period=decay_period,
+            accumulator_floor=accumulator_floor,
+            decay_mode=decay_mode,
+            epsilon=epsilon,
+            epsilon_placement="inside_sqrt",
+            staleness_exponent=staleness_exponent,
+            max_staleness=max_staleness,
         )
-        check_staleness_args(staleness_exponent, max_staleness)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=weight_decay,
@@ -145,24 +141,23 @@ class AdagradSwap(keras.optimizers.Optimizer):
             name=name,
             **kwargs,
         )
+        self._settings = settings
         self.initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon
         self.decay_rate = decay_rate
-        self.decay_period = int(decay_period)
+        self.decay_period = self._settings.decay_period
         self.accumulator_floor = accumulator_floor
         self.decay_mode = decay_mode
-        self.staleness_exponent = (
-            None if staleness_exponent is None else float(staleness_exponent)
-        )
-        self.max_staleness = None if max_staleness is None else int(max_staleness)
+        self.staleness_exponent = self._settings.staleness_exponent
+        self.max_staleness = self._settings.max_staleness
         self._pending_read_step = None
         self._staleness = None
-        _make_increments_atomic(self._iterations)
+        make_increments_atomic(self._iterations)
 
     @property
     def uses_staleness(self):
         """Whether steps are scaled or dropped by their staleness."""
-        return scales_lr(self.staleness_exponent) or self.max_staleness is not None
+        return self._settings.uses_staleness
 
     @property
     def dropped_updates(self):
@@ -184,7 +179,7 @@ class AdagradSwap(keras.optimizers.Optimizer):
         Returns:
             The int64 scalar tensor `t_read`.
         """
-        t_read = tf.cast(tf.identity(self.iterations), tf.int64)
+        t_read = swap_step.read_step(self.iterations)
         self._pending_read_step = t_read
         return t_read
 
@@ -207,29 +202,16 @@ class AdagradSwap(keras.optimizers.Optimizer):
             with tf.name_scope(self.name):
                 self.build(list(trainable_variables))
             self.built = True
-        deps = [
-            g.values if isinstance(g, tf.IndexedSlices) else g
-            for g in grads
-            if g is not None
-        ]
-        with tf.control_dependencies(deps):
-            t_apply = tf.cast(tf.identity(self.iterations), tf.int64)
+        t_apply = swap_step.apply_step(self.iterations, grads)
         t_read = t_apply if read_step is None else read_step
-        tau, scale, drop = staleness_terms(
-            t_read, t_apply, self.staleness_exponent, self.max_staleness
-        )
-        self._staleness = (scale, drop)
+        self._staleness = self._settings.staleness(t_read, t_apply)
         try:
             super().apply(grads, trainable_variables)
         finally:
-            self._staleness = None
+            staleness, self._staleness = self._staleness, None
         if self.max_staleness is not None:
-            tf.cond(
-                drop,
-                lambda: tf.identity(self._dropped_updates.assign_add(1)),
-                lambda: tf.identity(self._dropped_updates.value),
-            )
-        return tau
+            swap_step.count_dropped(self._dropped_updates, staleness)
+        return staleness.tau
 
     def build(self, var_list):
         if self.built:
@@ -261,45 +243,16 @@ class AdagradSwap(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """Update step given gradient and the associated model variable."""
         index = self._get_variable_index(variable)
-        floor = self.accumulator_floor
-        hyper = dict(
-            decay_rate=self.decay_rate,
-            decay_period=self.decay_period,
-            accumulator_floor=(
-                self.initial_accumulator_value if floor is None else floor
-            ),
-            epsilon=self.epsilon,
-            decay_mode=self.decay_mode,
-            epsilon_placement="inside_sqrt",
+        swap_step.apply_swap(
+            variable,
+            self._accumulators[index],
+            self._powers[index],
+            gradient,
+            learning_rate,
+            tf.cast(self.iterations, tf.int64) + 1,
+            self._settings,
+            self._staleness,
         )
-        step = tf.cast(self.iterations, tf.int64) + 1
-        state = (variable, self._accumulators[index], self._powers[index])
-        if self._staleness is None:
-            lr = tf.cast(learning_rate, variable.dtype)
-            drop = None
-        else:
-            scale, drop = self._staleness
-            lr = scaled_lr(learning_rate, scale, variable.dtype)
-
-        def apply():
-            if isinstance(gradient, tf.IndexedSlices):
-                return ops.resource_sparse_apply_adagrad_swap(
-                    *state, lr, gradient.values, gradient.indices, step, **hyper
-                )
-            return ops.resource_apply_adagrad_swap(*state, lr, gradient, step, **hyper)
-
-        if drop is None or self.max_staleness is None:
-            apply()
-            return
-
-        def applied():
-            # An eager apply returns None; control_dependencies is then a
-            # no-op.
-            with tf.control_dependencies([apply()]):
-                return tf.constant(True)
-
-        # A dropped step writes nothing, not even the accumulator or power.
-        tf.cond(drop, lambda: tf.constant(False), applied)
 
     def get_config(self):
         config = super().get_config()
@@ -321,7 +274,7 @@ class AdagradSwap(keras.optimizers.Optimizer):
 _ATOMIC_CLASSES = {}
 
 
-def _make_increments_atomic(variable):
+def make_increments_atomic(variable):
     """Makes `variable.assign_add` one atomic `AssignAddVariableOp`.
 
     Keras 3 advances `iterations` with `assign(self + 1)`, a read and a

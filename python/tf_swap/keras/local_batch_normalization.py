@@ -1,201 +1,34 @@
-"""Local Batch Normalization layer (SPEC section 3)."""
+"""Keras 3 Local Batch Normalization layer (SPEC section 3)."""
 
 import keras
-import tensorflow as tf
 
-from tf_swap.ops import local_batch_norm, local_batch_norm_inference
-
-
-def _is_parameter_server_strategy(strategy):
-    # Both tf.distribute.ParameterServerStrategy (v2) and the
-    # tf.compat.v1 one; matched by name to avoid private imports.
-    return "ParameterServerStrategy" in type(strategy).__name__
+from tf_swap.local_batch_norm_layer import (
+    LocalBatchNormalizationBase,
+    local_variable,
+)
 
 
 @keras.saving.register_keras_serializable(package="tf_swap")
-class LocalBatchNormalization(keras.layers.Layer):
-    """Batch normalization whose statistics stay local to each worker.
+class LocalBatchNormalization(LocalBatchNormalizationBase, keras.layers.Layer):
+    __doc__ = LocalBatchNormalizationBase.__doc__
 
-    Training normalizes with the statistics of the worker's own mini-batch
-    (never stale), computed in float64 by tf_swap's ops. Each training step
-    updates worker-local moving statistics,
+    _api = keras
 
-        local = momentum * local + (1 - momentum) * batch
-
-    and every `sync_period` steps publishes them to the shared serving
-    statistics `moving_mean` / `moving_variance` (placed like any other
-    variable, i.e. on a parameter server) with one write each:
-
-        moving = (1 - sync_rate) * moving + sync_rate * local
-
-    Inference normalizes with `moving_mean` / `moving_variance`. With one
-    worker, `sync_period=1`, `sync_rate=1` and `unbiased_variance=False` the
-    layer computes what `keras.layers.BatchNormalization` does.
-
-    Locality (see docs/local_batch_norm.md): under
-    `tf.distribute.ParameterServerStrategy` the local statistics are
-    created with `per_worker_variable=True` (one copy per worker, never on a
-    parameter server); `local_device` pins them to a device instead (e.g.
-    the worker's device under `tf.compat.v1.train.replica_device_setter`,
-    which otherwise puts every variable on a parameter server).
-
-    Args:
-        axis: The channel axis; only the last axis (-1 or rank - 1) is
-            supported.
-        momentum: Momentum of the local moving statistics.
-        epsilon: Added to the variance, > 0.
-        center: Whether to add the offset `beta`.
-        scale: Whether to multiply by `gamma`.
-        beta_initializer, gamma_initializer, moving_mean_initializer,
-        moving_variance_initializer: Initializers (the local statistics
-            start from the moving ones' initializers).
-        beta_regularizer, gamma_regularizer: Optional regularizers.
-        beta_constraint, gamma_constraint: Optional constraints.
-        sync_period: Training steps between publishes, >= 1.
-        sync_rate: Weight `alpha` of the local statistics in a publish, in
-            (0, 1].
-        unbiased_variance: Accumulate the unbiased (Bessel-corrected, as
-            SPEC section 3 and `FusedBatchNormV3` do) batch variance into
-            the moving variance; `False` accumulates the biased one, as
-            Keras 3's `BatchNormalization` does.
-        local_device: Optional device for the local statistics.
-        **kwargs: Base layer arguments.
-    """
-
-    def __init__(
-        self,
-        axis=-1,
-        momentum=0.99,
-        epsilon=1e-3,
-        center=True,
-        scale=True,
-        beta_initializer="zeros",
-        gamma_initializer="ones",
-        moving_mean_initializer="zeros",
-        moving_variance_initializer="ones",
-        beta_regularizer=None,
-        gamma_regularizer=None,
-        beta_constraint=None,
-        gamma_constraint=None,
-        sync_period=1,
-        sync_rate=1.0,
-        unbiased_variance=True,
-        local_device=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, *args, **kwargs):
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
                 "LocalBatchNormalization needs the tensorflow Keras backend, "
                 f"not {keras.backend.backend()!r}"
             )
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon}")
-        if int(sync_period) != sync_period or sync_period < 1:
-            raise ValueError(
-                f"sync_period must be an integer >= 1, got {sync_period}"
-            )
-        if not 0.0 < sync_rate <= 1.0:
-            raise ValueError(f"sync_rate must be in (0, 1], got {sync_rate}")
-        self.axis = int(axis)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
-        self.moving_mean_initializer = keras.initializers.get(
-            moving_mean_initializer
-        )
-        self.moving_variance_initializer = keras.initializers.get(
-            moving_variance_initializer
-        )
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_constraint = keras.constraints.get(beta_constraint)
-        self.gamma_constraint = keras.constraints.get(gamma_constraint)
-        self.sync_period = int(sync_period)
-        self.sync_rate = float(sync_rate)
-        self.unbiased_variance = bool(unbiased_variance)
-        self.local_device = local_device
-        self.supports_masking = False
+        super().__init__(*args, **kwargs)
 
-    def build(self, input_shape):
-        rank = len(input_shape)
-        if rank < 2:
-            raise ValueError(
-                "LocalBatchNormalization needs inputs of rank >= 2 "
-                f"([N, ..., C]), got shape {input_shape}"
-            )
-        if self.axis not in (-1, rank - 1):
-            raise ValueError(
-                "LocalBatchNormalization normalizes over the last axis only "
-                f"(axis=-1); got axis={self.axis} for rank {rank}. Transpose "
-                "the channels last first."
-            )
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError("The channel dimension must be known")
-        shape = (channels,)
-        self.gamma = self.beta = None
-        if self.scale:
-            self.gamma = self.add_weight(
-                shape=shape,
-                name="gamma",
-                initializer=self.gamma_initializer,
-                regularizer=self.gamma_regularizer,
-                constraint=self.gamma_constraint,
-                trainable=True,
-                autocast=False,
-            )
-        if self.center:
-            self.beta = self.add_weight(
-                shape=shape,
-                name="beta",
-                initializer=self.beta_initializer,
-                regularizer=self.beta_regularizer,
-                constraint=self.beta_constraint,
-                trainable=True,
-                autocast=False,
-            )
-        # Shared serving statistics: created like any variable, so a
-        # parameter server holds them under ParameterServerStrategy.
-        self.moving_mean = self.add_weight(
-            shape=shape,
-            name="moving_mean",
-            initializer=self.moving_mean_initializer,
-            trainable=False,
-            autocast=False,
-        )
-        self.moving_variance = self.add_weight(
-            shape=shape,
-            name="moving_variance",
-            initializer=self.moving_variance_initializer,
-            trainable=False,
-            autocast=False,
-        )
-        # Worker-local statistics and step counter.
-        self.local_mean = self._local_weight(
-            "local_mean", shape, self.moving_mean_initializer, "float32"
-        )
-        self.local_variance = self._local_weight(
-            "local_variance", shape, self.moving_variance_initializer,
-            "float32",
-        )
-        self.local_steps = self._local_weight(
-            "local_steps", (), "zeros", "int64"
-        )
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=2, axes={-1: channels}
+    def _add_float_weight(self, name, shape, initializer, **kwargs):
+        return self.add_weight(
+            shape=shape, name=name, initializer=initializer, autocast=False, **kwargs
         )
 
-    def _local_weight(self, name, shape, initializer, dtype):
-        """A non-trainable weight that stays on the worker (see the class
-        docstring); an ordinary weight when nothing asks otherwise."""
-        strategy = tf.distribute.get_strategy()
-        if self.local_device is None and not _is_parameter_server_strategy(
-            strategy
-        ):
+    def _add_local_weight(self, name, shape, initializer, dtype):
+        if not self._uses_local_variables():
             return self.add_weight(
                 shape=shape,
                 name=name,
@@ -204,127 +37,7 @@ class LocalBatchNormalization(keras.layers.Layer):
                 trainable=False,
                 autocast=False,
             )
-        init = keras.initializers.get(initializer)
-        kwargs = dict(trainable=False, name=name, dtype=dtype)
-        if self.local_device is not None:
-            with tf.device(self.local_device):
-                variable = tf.Variable(init(shape, dtype), **kwargs)
-        else:
-            # TF 2.21's ParameterServerStrategy places every variable made
-            # in its scope on a parameter server (round robin), whatever its
-            # synchronization, except per_worker_variable ones.
-            variable = tf.Variable(
-                lambda: init(shape, dtype), per_worker_variable=True, **kwargs
-            )
+        variable = local_variable(name, shape, initializer, dtype, self.local_device)
         return keras.Variable(
             variable, dtype=dtype, trainable=False, name=name, autocast=False
         )
-
-    def call(self, inputs, training=None):
-        compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-        x = tf.cast(inputs, compute_dtype)
-        channels = x.shape[-1]
-        gamma = (
-            tf.cast(self.gamma, compute_dtype)
-            if self.scale
-            else tf.ones([channels], compute_dtype)
-        )
-        beta = (
-            tf.cast(self.beta, compute_dtype)
-            if self.center
-            else tf.zeros([channels], compute_dtype)
-        )
-        if training and self.trainable:
-            y, mean, inv_std = local_batch_norm(x, gamma, beta, self.epsilon)
-            self._update_statistics(x, mean, inv_std)
-        else:
-            y = local_batch_norm_inference(
-                x,
-                gamma,
-                beta,
-                tf.cast(self.moving_mean, compute_dtype),
-                tf.cast(self.moving_variance, compute_dtype),
-                self.epsilon,
-            )
-        return tf.cast(y, self.compute_dtype)
-
-    def _update_statistics(self, x, mean, inv_std):
-        # The biased variance from 1 / sqrt(var + epsilon), in float64 with
-        # the epsilon the op used (rounded to x's dtype).
-        inv64 = tf.cast(inv_std, tf.float64)
-        epsilon = tf.cast(tf.constant(self.epsilon, x.dtype), tf.float64)
-        variance = tf.maximum(1.0 / (inv64 * inv64) - epsilon, 0.0)
-        if self.unbiased_variance:
-            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float64)
-            variance *= n / tf.maximum(n - 1.0, 1.0)
-        mean = tf.cast(mean, tf.float32)
-        variance = tf.cast(variance, tf.float32)
-        m = self.momentum
-        self.local_mean.assign(self.local_mean * m + mean * (1.0 - m))
-        self.local_variance.assign(
-            self.local_variance * m + variance * (1.0 - m)
-        )
-        self.local_steps.assign_add(1)
-
-        def publish():
-            alpha = self.sync_rate
-            for shared, local in (
-                (self.moving_mean, self.local_mean),
-                (self.moving_variance, self.local_variance),
-            ):
-                local = tf.cast(local, shared.dtype)
-                if alpha == 1.0:
-                    shared.assign(local)
-                else:
-                    shared.assign((1.0 - alpha) * shared + alpha * local)
-            return tf.constant(True)
-
-        if self.sync_period == 1:
-            publish()
-        else:
-            tf.cond(
-                tf.equal(self.local_steps % self.sync_period, 0),
-                publish,
-                lambda: tf.constant(False),
-            )
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = {
-            "axis": self.axis,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": keras.initializers.serialize(
-                self.beta_initializer
-            ),
-            "gamma_initializer": keras.initializers.serialize(
-                self.gamma_initializer
-            ),
-            "moving_mean_initializer": keras.initializers.serialize(
-                self.moving_mean_initializer
-            ),
-            "moving_variance_initializer": keras.initializers.serialize(
-                self.moving_variance_initializer
-            ),
-            "beta_regularizer": keras.regularizers.serialize(
-                self.beta_regularizer
-            ),
-            "gamma_regularizer": keras.regularizers.serialize(
-                self.gamma_regularizer
-            ),
-            "beta_constraint": keras.constraints.serialize(
-                self.beta_constraint
-            ),
-            "gamma_constraint": keras.constraints.serialize(
-                self.gamma_constraint
-            ),
-            "sync_period": self.sync_period,
-            "sync_rate": self.sync_rate,
-            "unbiased_variance": self.unbiased_variance,
-            "local_device": self.local_device,
-        }
-        return {**super().get_config(), **config}

@@ -63,15 +63,20 @@ def local_batch_norm_inference(
 ):
     """Batch normalization of `x` with given statistics (inference).
 
-    `y = gamma * (x - mean) / sqrt(variance + epsilon) + beta` over the last
-    dimension, computed in float64 and rounded once. Not differentiable (it
-    serves inference; train with `local_batch_norm`).
+    `y = (x - mean) * (gamma * rsqrt(variance + epsilon)) + beta` over the
+    last dimension, in stock TensorFlow ops and `x`'s dtype, so a model
+    exported with it serves where tf_swap's library is not loaded (TF
+    Serving, `tf.saved_model.load`). `x - mean` comes first: folding the
+    statistics into `x * scale + shift` cancels catastrophically when
+    `|mean|` is much larger than the spread (float32, mean 1e4, std 1e-2).
+    Differentiable (ordinary TensorFlow ops).
 
     Args:
         x: float32 or float64 tensor of rank >= 2, channels last.
-        gamma, beta, mean, variance: Shape `[C]`, same dtype as `x`.
-        epsilon: Finite, > 0.
-        name: Op name.
+        gamma, beta, mean, variance: Shape `[C]`, converted to `x`'s dtype.
+        epsilon: Finite, > 0 (a Python number, or a scalar tensor checked
+            when the graph runs).
+        name: Name scope.
 
     Returns:
         `y`, of `x`'s shape.
@@ -80,15 +85,51 @@ def local_batch_norm_inference(
         InvalidArgumentError: `x` has rank < 2, a per-channel input is not
             of shape `[C]`, or `epsilon` is not finite and > 0.
     """
-    x, inputs = _inputs(
-        x, gamma=gamma, beta=beta, mean=mean, variance=variance
-    )
-    return _ops.library().tf_swap_local_batch_norm_inference(
-        x=x,
-        epsilon=_convert.scalar(epsilon, x.dtype, "epsilon"),
-        name=name,
-        **inputs,
-    )
+    with tf.name_scope(name or "local_batch_norm_inference"):
+        x, inputs = _inputs(
+            x, gamma=gamma, beta=beta, mean=mean, variance=variance
+        )
+        _check_shapes(x, inputs)
+        epsilon = _convert.scalar(epsilon, x.dtype, "epsilon")
+        value = tf.get_static_value(epsilon)
+        if value is not None:
+            if not (value > 0.0 and value != float("inf")):
+                raise tf.errors.InvalidArgumentError(
+                    None, None, f"epsilon must be finite and > 0, got {value}"
+                )
+        else:
+            check = tf.debugging.Assert(
+                tf.logical_and(epsilon > 0, tf.math.is_finite(epsilon)),
+                ["epsilon must be finite and > 0, got", epsilon],
+            )
+            with tf.control_dependencies([check]):
+                epsilon = tf.identity(epsilon)
+        scale = inputs["gamma"] * tf.math.rsqrt(inputs["variance"] + epsilon)
+        return (x - inputs["mean"]) * scale + inputs["beta"]
+
+
+def _check_shapes(x, per_channel):
+    """Static checks of `local_batch_norm_inference`'s shapes."""
+    if x.shape.rank is not None and x.shape.rank < 2:
+        raise tf.errors.InvalidArgumentError(
+            None,
+            None,
+            "x must have rank >= 2 ([N, ..., C], channels last), got shape "
+            f"{x.shape}",
+        )
+    channels = x.shape[-1] if x.shape.rank is not None else None
+    for name, value in per_channel.items():
+        shape = value.shape
+        if shape.rank is not None and (
+            shape.rank != 1
+            or (channels is not None and shape[0] is not None and shape[0] != channels)
+        ):
+            raise tf.errors.InvalidArgumentError(
+                None,
+                None,
+                f"{name} must have shape [C] = [{channels}] (the last "
+                f"dimension of x {x.shape}), got {shape}",
+            )
 
 
 @tf.RegisterGradient("TfSwapLocalBatchNorm")

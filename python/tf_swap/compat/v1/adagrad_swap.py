@@ -1,17 +1,8 @@
 """`tf.compat.v1.train` Adagrad-SWAP optimizer."""
 
-import numbers
-
 import tensorflow as tf
 
-from tf_swap import ops
-from tf_swap._hyper import (
-    check_adagrad_swap_args,
-    check_staleness_args,
-    scaled_lr,
-    scales_lr,
-    staleness_terms,
-)
+from tf_swap import swap_step
 
 _COUNTER = "iterations"
 _DROPPED = "dropped_updates"
@@ -91,29 +82,21 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         staleness_exponent=None,
         max_staleness=None,
     ):
-        check_adagrad_swap_args(
-            initial_accumulator_value,
-            decay_rate,
-            decay_period,
-            accumulator_floor,
-            decay_mode,
+        self._settings = swap_step.SwapSettings(
+            initial_accumulator_value=initial_accumulator_value,
+            decay_rate=decay_rate,
+            decay_period=decay_period,
+            accumulator_floor=accumulator_floor,
+            decay_mode=decay_mode,
+            staleness_exponent=staleness_exponent,
+            max_staleness=max_staleness,
+            use_locking=use_locking,
         )
-        check_staleness_args(staleness_exponent, max_staleness)
         super().__init__(use_locking, name)
         self._learning_rate = learning_rate
         self._initial_accumulator_value = initial_accumulator_value
-        self._decay_rate = decay_rate
-        self._decay_period = int(decay_period)
-        self._accumulator_floor = (
-            initial_accumulator_value
-            if accumulator_floor is None
-            else accumulator_floor
-        )
-        self._decay_mode = decay_mode
         self._global_step = global_step
         self._step_variable = None
-        self._staleness_exponent = staleness_exponent
-        self._max_staleness = None if max_staleness is None else int(max_staleness)
         self._pending_read_step = None
         self._pending_grads = None
         self._staleness = None
@@ -121,10 +104,14 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
     @property
     def uses_staleness(self):
         """Whether steps are scaled or dropped by their staleness."""
-        return scales_lr(self._staleness_exponent) or self._max_staleness is not None
+        return self._settings.uses_staleness
 
     def _find_step_variable(self):
-        return self._global_step or tf.compat.v1.train.get_global_step()
+        # `is not None`: a variable's truth value is its value, which a graph
+        # cannot know while it is being built.
+        if self._global_step is not None:
+            return self._global_step
+        return tf.compat.v1.train.get_global_step()
 
     def read_step(self):
         """Reads the global step as `t_read` of the next `apply_gradients`.
@@ -137,7 +124,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         if step_variable is None:
             self._pending_read_step = None
         else:
-            self._pending_read_step = tf.cast(tf.identity(step_variable), tf.int64)
+            self._pending_read_step = swap_step.read_step(step_variable)
         return self._pending_read_step
 
     def compute_gradients(self, loss, var_list=None, **kwargs):
@@ -150,11 +137,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """As the base class, with staleness normalization when enabled."""
         grads_and_vars = tuple(grads_and_vars)
-        self._pending_grads = [
-            g.values if isinstance(g, tf.IndexedSlices) else g
-            for g, _ in grads_and_vars
-            if g is not None
-        ]
+        self._pending_grads = [g for g, _ in grads_and_vars]
         try:
             return super().apply_gradients(grads_and_vars, global_step, name)
         finally:
@@ -165,7 +148,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
     def dropped_updates(self, graph=None):
         """The counter of steps dropped for staleness (a non-slot variable;
         `None` without `max_staleness` or before the first apply)."""
-        if self._max_staleness is None:
+        if self._settings.max_staleness is None:
             return None
         with tf.init_scope():
             if graph is None and not tf.executing_eagerly():
@@ -192,7 +175,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
             )
         self._step_variable = self._find_step_variable()
         first = min(var_list, key=lambda x: x.name)
-        if self._max_staleness is not None:
+        if self._settings.max_staleness is not None:
             self._create_non_slot_variable(
                 initial_value=tf.constant(0, tf.int64),
                 name=_DROPPED,
@@ -219,84 +202,38 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         self._step_tensor = tf.cast(step_variable, tf.int64) + 1
         self._staleness = None
         if self.uses_staleness:
-            with tf.control_dependencies(self._pending_grads or []):
-                t_apply = tf.cast(tf.identity(step_variable), tf.int64)
+            t_apply = swap_step.apply_step(step_variable, self._pending_grads or [])
             t_read = self._pending_read_step
             if t_read is None or self._step_variable is None:
                 t_read = t_apply
-            _, scale, drop = staleness_terms(
-                t_read, t_apply, self._staleness_exponent, self._max_staleness
-            )
-            self._staleness = (scale, drop)
+            self._staleness = self._settings.staleness(t_read, t_apply)
 
-    def _lr_as(self, dtype):
-        lr = self._learning_rate_value
-        if self._staleness is not None:
-            return scaled_lr(lr, self._staleness[0], dtype)
-        if isinstance(lr, numbers.Number):
-            return tf.convert_to_tensor(lr, dtype=dtype)
-        return tf.cast(lr, dtype)
-
-    def _maybe_dropped(self, apply):
-        """Runs `apply()` unless this step is dropped for staleness."""
-        if self._staleness is None or self._max_staleness is None:
-            return apply()
-
-        def applied():
-            with tf.control_dependencies([apply()]):
-                return tf.constant(True)
-
-        return tf.cond(self._staleness[1], lambda: tf.constant(False), applied)
-
-    def _swap_hyper(self):
-        return dict(
-            decay_rate=self._decay_rate,
-            decay_period=self._decay_period,
-            accumulator_floor=self._accumulator_floor,
-            decay_mode=self._decay_mode,
-            use_locking=self._use_locking,
-        )
-
-    def _state(self, var):
-        return (
+    def _apply(self, grad, var, indices=None):
+        return swap_step.apply_swap(
             var,
             self.get_slot(var, "accumulator"),
             self.get_slot(var, "power"),
+            grad,
+            self._learning_rate_value,
+            self._step_tensor,
+            self._settings,
+            self._staleness,
+            indices=indices,
         )
 
     def _resource_apply_dense(self, grad, var):
-        return self._maybe_dropped(
-            lambda: ops.resource_apply_adagrad_swap(
-                *self._state(var),
-                self._lr_as(var.dtype.base_dtype),
-                grad,
-                self._step_tensor,
-                **self._swap_hyper(),
-            )
-        )
+        return self._apply(grad, var)
 
     def _resource_apply_sparse(self, grad, var, indices):
-        return self._maybe_dropped(
-            lambda: ops.resource_sparse_apply_adagrad_swap(
-                *self._state(var),
-                self._lr_as(var.dtype.base_dtype),
-                grad,
-                indices,
-                self._step_tensor,
-                **self._swap_hyper(),
-            )
-        )
+        return self._apply(grad, var, indices)
 
     def _finish(self, update_ops, name_scope):
-        if self._staleness is not None and self._max_staleness is not None:
+        if self._staleness is not None and self._settings.max_staleness is not None:
             counter = self.dropped_updates()
-            with tf.control_dependencies(update_ops):
-                with tf.compat.v1.colocate_with(counter):
-                    counted = tf.cond(
-                        self._staleness[1],
-                        lambda: tf.identity(counter.assign_add(1)),
-                        lambda: tf.identity(counter.read_value()),
-                    )
+            with tf.compat.v1.colocate_with(counter):
+                counted = swap_step.count_dropped(
+                    counter, self._staleness, after=update_ops
+                )
             update_ops = [*update_ops, counted]
         if self._step_variable is not None:
             return super()._finish(update_ops, name_scope)
