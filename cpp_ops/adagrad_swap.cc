@@ -228,29 +228,50 @@ class AdagradSwapOpBase : public OpKernel {
                           error);
   }
 
-  // Checks that var, accum and power exist, are initialized and hold T, T
-  // and int64. Runs before locking: TF's lock and copy-on-write helpers copy
-  // the buffer as T and would abort on a variable of another dtype.
-  absl::Status CheckSlotDtypes(OpKernelContext* ctx) const {
+  // Before locking: var, accum and power are three different, initialized
+  // variables holding T, T and int64. TF's lock and copy-on-write helpers
+  // copy the buffer as T and would abort on a variable of another dtype or
+  // an uninitialized one, and two inputs naming one variable would get two
+  // buffers (the second read copies on write) and a nonsense update.
+  absl::Status CheckHandles(OpKernelContext* ctx) const {
+    static constexpr const char* kNames[] = {"var", "accum", "power"};
     const DataType dtypes[] = {DataTypeToEnum<T>::v(), DataTypeToEnum<T>::v(),
                                DT_INT64};
+    const ResourceHandle* handles[3];
+    for (int i = 0; i < 3; ++i) handles[i] = &HandleFromInput(ctx, i);
+    for (int i = 0; i < 3; ++i) {
+      for (int j = i + 1; j < 3; ++j) {
+        if (SameVariable(*handles[i], *handles[j])) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              kNames[i], " and ", kNames[j], " are the same variable (",
+              handles[i]->name(), "); each needs its own"));
+        }
+      }
+    }
     for (int i = 0; i < 3; ++i) {
       core::RefCountPtr<Var> variable;
-      TF_RETURN_IF_ERROR(
-          LookupResource(ctx, HandleFromInput(ctx, i), &variable));
+      TF_RETURN_IF_ERROR(LookupResource(ctx, *handles[i], &variable));
       tf_shared_lock lock(*variable->mu());
       if (!variable->is_initialized) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "Attempting to use uninitialized variables: ", requested_input(i)));
+            "Attempting to use uninitialized variables: ", kNames[i]));
       }
-      if (variable->tensor()->dtype() != dtypes[i]) {
+      const DataType dtype = variable->tensor()->dtype();
+      if (dtype != dtypes[i]) {
         return absl::InvalidArgumentError(absl::StrCat(
-            requested_input(i), " has dtype ",
-            DataTypeString(variable->tensor()->dtype()), " but the op expects ",
-            DataTypeString(dtypes[i])));
+            kNames[i], " has dtype ", DataTypeString(dtype),
+            " but the op expects ", DataTypeString(dtypes[i])));
       }
     }
     return absl::OkStatus();
+  }
+
+  static bool SameVariable(const ResourceHandle& a, const ResourceHandle& b) {
+    if (a.IsRefCounting() && b.IsRefCounting()) {
+      return a.resource().get() == b.resource().get();
+    }
+    return a.device() == b.device() && a.container() == b.container() &&
+           a.name() == b.name() && a.hash_code() == b.hash_code();
   }
 
   // After locking: var and accum of one shape, power one int64 per row.
@@ -298,7 +319,7 @@ class ApplyAdagradSwapOp : public AdagradSwapOpBase<T> {
   void Compute(OpKernelContext* ctx) override {
     tf_swap_adagrad_swap_hyper hyper;
     OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, &hyper));
-    OP_REQUIRES_OK(ctx, this->CheckSlotDtypes(ctx));
+    OP_REQUIRES_OK(ctx, this->CheckHandles(ctx));
     const bool lock = this->use_locking_;
     auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(
         ctx, lock, /*sparse=*/false, {0, 1});
@@ -340,7 +361,7 @@ class SparseApplyAdagradSwapOp : public AdagradSwapOpBase<T> {
   void Compute(OpKernelContext* ctx) override {
     tf_swap_adagrad_swap_hyper hyper;
     OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, &hyper));
-    OP_REQUIRES_OK(ctx, this->CheckSlotDtypes(ctx));
+    OP_REQUIRES_OK(ctx, this->CheckHandles(ctx));
     const bool lock = this->use_locking_;
     auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(
         ctx, lock, /*sparse=*/true, {0, 1});

@@ -6,157 +6,16 @@
 
 mod common;
 
+use common::swap_reference::{Params, State, reference_dense, reference_sparse};
 use common::{Float, Index, Rng, assert_same_floats};
 use tf_swap::kernels::KernelError;
 use tf_swap::kernels::adagrad_swap::{
-    DecayMode, EpsilonPlacement, Hyper, HyperArgs, apply_dense, apply_sparse,
+    DecayMode, EpsilonPlacement, Hyper, apply_dense, apply_sparse,
 };
 #[cfg(target_arch = "x86_64")]
 use tf_swap::kernels::adagrad_swap::{apply_dense_avx2, apply_sparse_avx2};
 use tf_swap::kernels::partition::block_rows;
 use tf_swap::kernels::sparse_rows::{RowIndex, check_indices, sum_duplicates};
-
-/// Hyper-parameters in the element type, as a user of that dtype has them.
-#[derive(Clone, Copy, Debug)]
-struct Params<T> {
-    lr: T,
-    eps: T,
-    rho: T,
-    floor: T,
-    period: i64,
-    mode: DecayMode,
-    placement: EpsilonPlacement,
-}
-
-impl<T: Float> Params<T> {
-    fn hyper(&self, step: i64) -> Hyper<T> {
-        Hyper::new(&HyperArgs {
-            learning_rate: self.lr.to_f64(),
-            epsilon: self.eps.to_f64(),
-            decay_rate: self.rho.to_f64(),
-            accumulator_floor: self.floor.to_f64(),
-            step,
-            decay_period: self.period,
-            decay_mode: self.mode,
-            epsilon_placement: self.placement,
-        })
-        .unwrap_or_else(|e| panic!("valid hyper-parameters {self:?} rejected: {e}"))
-    }
-}
-
-#[derive(Clone, Debug)]
-struct State<T> {
-    var: Vec<T>,
-    acc: Vec<T>,
-    power: Vec<i64>,
-    inner: usize,
-}
-
-impl<T: Float> State<T> {
-    fn rows(&self) -> usize {
-        self.power.len()
-    }
-
-    fn assert_same(&self, want: &Self, context: &str) {
-        assert_same_floats("var", &self.var, &want.var, context);
-        assert_same_floats("acc", &self.acc, &want.acc, context);
-        assert_eq!(self.power, want.power, "power ({context})");
-    }
-}
-
-/// np.maximum: NaN in, NaN out (a NaN accumulator must not be "repaired"
-/// into the floor, which would hide the divergence).
-fn maximum<T: Float>(a: T, b: T) -> T {
-    if a.is_nan() || b.is_nan() {
-        if a.is_nan() { a } else { b }
-    } else if a > b {
-        a
-    } else {
-        b
-    }
-}
-
-/// SPEC section 1, one row, spelled out.
-fn reference_row<T: Float>(
-    w: &mut [T],
-    acc: &mut [T],
-    power: &mut i64,
-    g: &[T],
-    t: i64,
-    h: &Params<T>,
-) {
-    let p = t / h.period;
-    if p > *power {
-        let m = match h.mode {
-            DecayMode::Exact => p - *power,
-            DecayMode::OncePerUpdate => 1,
-        };
-        let factor = T::from_f64(h.rho.to_f64().powf(m as f64));
-        for a in acc.iter_mut() {
-            *a = maximum(*a * factor, h.floor);
-        }
-        *power = match h.mode {
-            DecayMode::Exact => p,
-            DecayMode::OncePerUpdate => *power + 1,
-        };
-    }
-    for i in 0..g.len() {
-        acc[i] += g[i] * g[i];
-        let denominator = match h.placement {
-            EpsilonPlacement::AfterSqrt => acc[i].sqrt() + h.eps,
-            EpsilonPlacement::InsideSqrt => (acc[i] + h.eps).sqrt(),
-        };
-        w[i] -= g[i] * h.lr / denominator;
-    }
-}
-
-fn row_mut<T>(v: &mut [T], r: usize, inner: usize) -> &mut [T] {
-    &mut v[r * inner..(r + 1) * inner]
-}
-
-// An empty variable (0 rows or rows of 0 elements) is a no-op, `power`
-// included (STYLE: "n == 0 is a no-op, as in TF's functors"); with no
-// accumulator elements the power of a row has nothing to act on.
-
-fn reference_dense<T: Float>(s: &mut State<T>, grad: &[T], t: i64, h: &Params<T>) {
-    if s.var.is_empty() {
-        return;
-    }
-    let inner = s.inner;
-    for r in 0..s.rows() {
-        let g = &grad[r * inner..(r + 1) * inner];
-        let (w, a) = (row_mut(&mut s.var, r, inner), row_mut(&mut s.acc, r, inner));
-        reference_row(w, a, &mut s.power[r], g, t, h);
-    }
-}
-
-/// Duplicate rows are summed in order of position, then each distinct row
-/// is updated once.
-fn reference_sparse<T: Float>(
-    s: &mut State<T>,
-    grad: &[T],
-    indices: &[i64],
-    t: i64,
-    h: &Params<T>,
-) {
-    if s.var.is_empty() {
-        return;
-    }
-    let inner = s.inner;
-    let mut distinct: Vec<(usize, Vec<T>)> = Vec::new();
-    for (k, &index) in indices.iter().enumerate() {
-        let g = &grad[k * inner..(k + 1) * inner];
-        let row = usize::try_from(index).expect("generated indices are in range");
-        match distinct.iter_mut().find(|(r, _)| *r == row) {
-            Some((_, sum)) => sum.iter_mut().zip(g).for_each(|(s, &x)| *s += x),
-            None => distinct.push((row, g.to_vec())),
-        }
-    }
-    for (r, g) in distinct {
-        let (w, a) = (row_mut(&mut s.var, r, inner), row_mut(&mut s.acc, r, inner));
-        reference_row(w, a, &mut s.power[r], &g, t, h);
-    }
-}
 
 /// Rows `[first_row, ..)` of a state, as one shard of the op sees them.
 struct Block<'a, T> {

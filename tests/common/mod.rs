@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each test crate uses a different subset")]
 
+pub mod swap_reference;
+
 use tf_swap::ffi::TfSwapAdagradSwapHyper;
 use tf_swap::kernels::Real;
 use tf_swap::kernels::adagrad_swap::{DecayMode, EpsilonPlacement, HyperArgs};

@@ -161,3 +161,99 @@ def test_sparse_on_a_scalar_variable_is_rejected():
             1,
             **GOOD,
         )
+
+
+ALIASES = [("var", "accum"), ("var", "power"), ("accum", "power")]
+
+
+def aliased(variables, first, second):
+    """The three inputs with `second` replaced by `first`'s variable."""
+    named = dict(zip(("var", "accum", "power"), variables, strict=True))
+    named[second] = named[first]
+    return named["var"], named["accum"], named["power"]
+
+
+@pytest.mark.parametrize("first, second", ALIASES)
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("graph", [False, True])
+def test_one_variable_in_two_inputs_is_rejected_before_any_write(
+    first, second, kind, dtype, graph
+):
+    var = tf.Variable(np.ones((4, 2), dtype))
+    accum = tf.Variable(np.full((4, 2), 0.5, dtype))
+    power = tf.Variable(np.zeros(4, np.int64))
+    before = snapshot((var, accum, power))
+    inputs = aliased((var, accum, power), first, second)
+    grad = np.ones((4, 2) if kind == "dense" else (2, 2), dtype)
+
+    def apply():
+        if kind == "dense":
+            ops.resource_apply_adagrad_swap(*inputs, 0.1, grad, 5, **GOOD)
+        else:
+            ops.resource_sparse_apply_adagrad_swap(
+                *inputs, 0.1, grad, np.array([0, 3]), 5, **GOOD
+            )
+
+    if graph and "power" in (first, second):
+        # Traced, the shape function already refuses a float [4, 2] power
+        # (it must be [4]): a ValueError when the graph is built.
+        with pytest.raises(ValueError, match="Shapes must be equal rank"):
+            tf.function(apply)()
+    else:
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=f"{first} and {second} are the same",
+        ):
+            tf.function(apply)() if graph else apply()
+    for b, v in zip(before, (var, accum, power), strict=True):
+        np.testing.assert_array_equal(b, v.numpy())
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+@pytest.mark.parametrize(
+    "input_name", ["grad", "lr", "epsilon", "decay_rate", "accumulator_floor"]
+)
+def test_a_tensor_of_another_dtype_is_refused_as_tensorflow_refuses_it(
+    kind, input_name
+):
+    variables = fresh()
+    before = snapshot(variables)
+    grad = np.ones((4, 3) if kind == "dense" else (2, 3), np.float32)
+    args = dict(lr=0.1, grad=tf.constant(grad), epsilon=0.0, decay_rate=0.8,
+                accumulator_floor=0.1)
+    args[input_name] = tf.cast(args[input_name], tf.float64)
+
+    def apply():
+        common = dict(decay_period=10, decay_rate=args["decay_rate"],
+                      accumulator_floor=args["accumulator_floor"],
+                      epsilon=args["epsilon"])
+        if kind == "dense":
+            ops.resource_apply_adagrad_swap(
+                *variables, args["lr"], args["grad"], 5, **common)
+        else:
+            ops.resource_sparse_apply_adagrad_swap(
+                *variables, args["lr"], args["grad"], np.array([0, 2]), 5,
+                **common)
+
+    # As TensorFlow's ResourceApplyAdagradV2: InvalidArgumentError eagerly,
+    # TypeError while tracing.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="double"):
+        apply()
+    with pytest.raises(TypeError, match="float64"):
+        tf.function(apply)()
+    for b, v in zip(before, variables, strict=True):
+        np.testing.assert_array_equal(b, v.numpy())
+
+
+def test_python_numbers_are_still_converted_exactly():
+    var = tf.Variable(np.ones(3, np.float64))
+    accum = tf.Variable(np.zeros(3, np.float64) + 1e-300)
+    power = tf.Variable(np.zeros(3, np.int64))
+    ops.resource_apply_adagrad_swap(
+        var, accum, power, 0.1, np.ones(3), 1,
+        decay_rate=1.0, decay_period=10, accumulator_floor=0.0,
+    )
+    # lr is the float64 nearest 0.1 (not float32(0.1) widened): the step is
+    # 0.1 * 1 / sqrt(1 + 1e-300) = 0.1 exactly.
+    np.testing.assert_array_equal(var.numpy(), 1.0 - 0.1)

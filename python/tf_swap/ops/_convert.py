@@ -16,15 +16,17 @@ def resource_handle(variable):
 
 
 def scalar(value, dtype, name):
-    """`value` as a scalar tensor of `dtype`.
+    """`value` as a scalar input of `dtype`.
 
-    Python numbers convert straight to `dtype` (0.1 stays the nearest
-    float64 to 0.1, not a float32 widened); tensors are cast, as Keras casts
-    its learning rate to the variable's dtype.
+    Python (and NumPy) numbers convert straight to `dtype` (0.1 stays the
+    nearest float64 to 0.1, not a float32 widened). Anything else is passed
+    on as it is: a tensor of another dtype is refused by the op, as
+    TensorFlow's own ops refuse it (`InvalidArgumentError` eagerly,
+    `TypeError` while tracing), never cast silently.
     """
     if isinstance(value, numbers.Number):
         return tf.convert_to_tensor(value, dtype=dtype, name=name)
-    return tf.cast(value, dtype, name=name)
+    return value
 
 
 def period(value):

@@ -27,7 +27,7 @@ def _variable_dtype(var, grad):
     if dtype is None or tf.as_dtype(dtype) == tf.resource:
         # A bare handle: the gradient carries the dtype.
         return tf.convert_to_tensor(grad).dtype
-    return tf.as_dtype(dtype)
+    return tf.as_dtype(dtype).base_dtype
 
 
 def resource_apply_adagrad_swap(
@@ -79,15 +79,18 @@ def resource_apply_adagrad_swap(
         The op (in graph mode); `None` when executing eagerly.
 
     Raises:
-        InvalidArgumentError: a shape, dtype or hyper-parameter is invalid;
-            no variable is changed.
+        InvalidArgumentError: a shape, dtype or hyper-parameter is invalid,
+            or two of `var`, `accum`, `power` are one variable; no variable
+            is changed. A `grad` or scalar tensor of another dtype than
+            `var` is refused as TensorFlow's ops refuse it (`TypeError`
+            while tracing); Python numbers are converted exactly.
     """
     dtype = _variable_dtype(var, grad)
     return _ops.library().tf_swap_resource_apply_adagrad_swap(
         var=_convert.resource_handle(var),
         accum=_convert.resource_handle(accum),
         power=_convert.resource_handle(power),
-        grad=tf.cast(grad, dtype),
+        grad=grad,
         decay_mode=decay_mode,
         epsilon_placement=epsilon_placement,
         use_locking=use_locking,
@@ -144,15 +147,17 @@ def resource_sparse_apply_adagrad_swap(
         The op (in graph mode); `None` when executing eagerly.
 
     Raises:
-        InvalidArgumentError: an index is out of range, or a shape, dtype or
-            hyper-parameter is invalid; no variable is changed.
+        InvalidArgumentError: an index is out of range, a shape, dtype or
+            hyper-parameter is invalid, or two of `var`, `accum`, `power` are
+            one variable; no variable is changed. Tensors of another dtype
+            are refused as in `resource_apply_adagrad_swap`.
     """
     dtype = _variable_dtype(var, grad)
     return _ops.library().tf_swap_resource_sparse_apply_adagrad_swap(
         var=_convert.resource_handle(var),
         accum=_convert.resource_handle(accum),
         power=_convert.resource_handle(power),
-        grad=tf.cast(grad, dtype),
+        grad=grad,
         indices=indices,
         decay_mode=decay_mode,
         epsilon_placement=epsilon_placement,
