@@ -91,6 +91,6 @@ def test_disjoint_rows_equal_the_sequential_result():
         apply_plan(sequential, plan, lock=False)
     for lock in (False, True):
         concurrent = state()
-        run_threads(lambda i, c=concurrent: apply_plan(c, plans[i], lock))
+        run_threads(lambda i, c=concurrent, k=lock: apply_plan(c, plans[i], k))
         for a, b in zip(concurrent, sequential, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
