@@ -64,7 +64,7 @@ rust-test: $(VENV)/.installed
 # renames TensorFlow's devices for every later test in it: they get their own
 # pytest process.
 CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py \
-	tests/python/test_sharded_cluster.py
+	tests/python/test_sharded_cluster.py tests/python/test_recovery.py
 
 python-test: build
 	$(PYENV) $(PY) -m pytest -q tests/python $(CLUSTER_TESTS:%=--ignore=%)

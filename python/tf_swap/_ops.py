@@ -14,7 +14,9 @@ import os
 import re
 from pathlib import Path
 
-import tensorflow as tf
+from tf_swap.tensorflow_import import import_tensorflow
+
+tf = import_tensorflow()
 
 # Every op the library must register; a library built without TensorFlow
 # loads fine but registers none of them.

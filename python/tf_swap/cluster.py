@@ -116,11 +116,8 @@ class LocalCluster:
     ):
         if ps < 1 or workers < 1:
             raise ValueError(f"need ps >= 1 and workers >= 1, got {ps}, {workers}")
-        ports = free_ports(ps + workers)
-        self.spec = {
-            "ps": [f"127.0.0.1:{p}" for p in ports[:ps]],
-            "worker": [f"127.0.0.1:{p}" for p in ports[ps:]],
-        }
+        self.spec = self._new_spec(ps, workers)
+        self._jobs = jobs
         self._env = dict(os.environ)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         paths = [
@@ -136,17 +133,38 @@ class LocalCluster:
             os.makedirs(log_dir, exist_ok=True)
         self.processes: dict[tuple[str, int], subprocess.Popen] = {}
         _install_handlers()
+        self._start_all()
+
+    @staticmethod
+    def _new_spec(ps: int, workers: int) -> dict[str, list[str]]:
+        ports = free_ports(ps + workers)
+        return {
+            "ps": [f"127.0.0.1:{p}" for p in ports[:ps]],
+            "worker": [f"127.0.0.1:{p}" for p in ports[ps:]],
+        }
+
+    def _start_all(self) -> None:
         _LIVE.add(self)
         try:
-            for job in jobs:
+            for job in self._jobs:
                 for task in range(len(self.spec[job])):
                     self.start_task(job, task, wait=False)
-            for job in jobs:
+            for job in self._jobs:
                 for task in range(len(self.spec[job])):
                     self._wait_listening(job, task)
         except BaseException:
             self.close()
             raise
+
+    def restart(self) -> None:
+        """Ends every task and starts the whole cluster again on new ports
+        (`spec` changes). TensorFlow cannot reconnect a coordinator to a
+        task restarted alone at its old address: the other tasks keep state
+        from before, so a failed task means a new cluster."""
+        self.close()
+        self.processes = {}
+        self.spec = self._new_spec(len(self.spec["ps"]), len(self.spec["worker"]))
+        self._start_all()
 
     def start_task(self, job: str, task: int, wait: bool = True) -> subprocess.Popen:
         """Starts (or restarts, on the same port) one task's server."""
@@ -250,6 +268,65 @@ class LocalCluster:
         self.close()
 
 
+def parse_spec(text: str) -> dict[str, list[str]]:
+    """A cluster spec from JSON text or a JSON file: `{"ps": [...],
+    "worker": [...]}`, or a `TF_CONFIG` value (`{"cluster": {...}, ...}`).
+
+    Raises:
+        ValueError: the text is neither, or the spec lacks PS or workers.
+    """
+    if os.path.isfile(text):
+        with open(text) as f:
+            text = f.read()
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"the cluster spec is not JSON (nor a JSON file): {error}"
+        ) from None
+    if isinstance(spec, dict) and "cluster" in spec:
+        spec = spec["cluster"]
+    if not isinstance(spec, dict):
+        raise ValueError('the cluster spec must be {"ps": [...], "worker": [...]}')
+    for job in ("ps", "worker"):
+        tasks = spec.get(job)
+        if not (
+            isinstance(tasks, list)
+            and tasks
+            and all(isinstance(t, str) and ":" in t for t in tasks)
+        ):
+            raise ValueError(
+                f'the cluster spec needs "{job}": a list of "host:port" addresses'
+            )
+    return {job: list(spec[job]) for job in ("ps", "worker")}
+
+
+class ExistingCluster:
+    """A cluster whose tasks were started elsewhere (each with `python -m
+    tf_swap.cluster --spec SPEC --job JOB --task I` on its machine): the
+    job connects to it, and never starts or stops a task."""
+
+    def __init__(self, spec: dict[str, list[str]]):
+        self.spec = spec
+
+    def resolver(self):
+        """A `SimpleClusterResolver` for the coordinator (this process)."""
+        import tensorflow as tf
+
+        return tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(self.spec), rpc_layer="grpc"
+        )
+
+    def restart(self) -> None:
+        raise RuntimeError(
+            "a task of the cluster failed; its tasks run elsewhere: restart "
+            "them and run the job again with --resume"
+        )
+
+    def close(self) -> None:
+        """Nothing to end: the tasks are not this process's."""
+
+
 def _watch_parent(parent: int) -> None:
     while True:
         if os.getppid() != parent:
@@ -259,8 +336,15 @@ def _watch_parent(parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one task's server until killed (or its parent goes away)."""
-    parser = argparse.ArgumentParser(description="One task of a LocalCluster.")
-    parser.add_argument("--spec", required=True, help="cluster spec as JSON")
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_swap.cluster",
+        description="Runs one task (a TensorFlow gRPC server) of a cluster.",
+    )
+    parser.add_argument(
+        "--spec",
+        required=True,
+        help='cluster spec: JSON {"ps": [...], "worker": [...]} or a JSON file',
+    )
     parser.add_argument("--job", required=True)
     parser.add_argument("--task", type=int, required=True)
     parser.add_argument("--parent", type=int, default=None)
@@ -270,12 +354,19 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
 
-    import tensorflow as tf
+    try:
+        spec = parse_spec(args.spec)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.job not in spec or not 0 <= args.task < len(spec[args.job]):
+        parser.error(f"/job:{args.job}/task:{args.task} is not in the spec")
+    from tf_swap.tensorflow_import import import_tensorflow
 
+    tf = import_tensorflow()
     import tf_swap  # noqa: F401  (registers the ops in this process)
 
     server = tf.distribute.Server(
-        tf.train.ClusterSpec(json.loads(args.spec)),
+        tf.train.ClusterSpec(spec),
         job_name=args.job,
         task_index=args.task,
         protocol="grpc",

@@ -152,20 +152,69 @@ def synthetic_stream(
     return Stream("synthetic", ["user", "item", "category", "hour"], buckets, out)
 
 
+def _read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header naming at least `columns`.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is empty or its header lacks a column.
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames
+        if not header:
+            raise ValueError(f"{path} is empty")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path} lacks the column(s) {', '.join(missing)} (its header: "
+                f"{', '.join(header)})"
+            )
+        return list(reader)
+
+
+def _numbers(rows, column: str, kind, path: str) -> np.ndarray:
+    """Column `column` of `rows` as numbers of `kind`, or a ValueError
+    naming the first value that is not one (line numbers count the header)."""
+    values = []
+    for line, row in enumerate(rows, start=2):
+        text = row[column]
+        try:
+            values.append(kind(text))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path} line {line}: {column} {text!r} is not a number"
+            ) from None
+    return np.asarray(values)
+
+
+def _check_enough(path: str, count: int, periods: int) -> None:
+    if count < periods:
+        raise ValueError(
+            f"{path} has {count} rows, fewer than the {periods} periods asked for"
+        )
+
+
 def movielens_stream(
     path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
 ) -> Stream:
     """MovieLens ratings as clicks (rating >= 4), periods of equal size in
     time order. Fields: user, movie and, when `movies.csv` is next to
-    `ratings.csv`, the movie's first three genres."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    `ratings.csv`, the movie's first three genres.
+
+    Raises:
+        OSError: a file cannot be read.
+        ValueError: a file is empty, lacks a column, holds a value that is
+            not a number, or has fewer rows than `periods`.
+    """
+    rows = _read_csv(path, ("userId", "movieId", "rating", "timestamp"))
     if not rows:
         raise ValueError(f"{path} has no ratings")
     users = np.array([r["userId"] for r in rows])
     movies = np.array([r["movieId"] for r in rows])
-    rating = np.array([float(r["rating"]) for r in rows])
-    time = np.array([int(r["timestamp"]) for r in rows])
+    rating = _numbers(rows, "rating", float, path)
+    time = _numbers(rows, "timestamp", int, path)
+    _check_enough(path, len(rows), periods)
     columns = [
         hash_column(users, buckets, "user"),
         hash_column(movies, buckets, "movie"),
@@ -173,10 +222,10 @@ def movielens_stream(
     fields = ["user", "movie"]
     movies_csv = os.path.join(os.path.dirname(path), "movies.csv")
     if os.path.exists(movies_csv):
-        genres = {}
-        with open(movies_csv, newline="") as f:
-            for r in csv.DictReader(f):
-                genres[r["movieId"]] = (r["genres"].split("|") + ["-", "-", "-"])[:3]
+        genres = {
+            r["movieId"]: (r["genres"].split("|") + ["-", "-", "-"])[:3]
+            for r in _read_csv(movies_csv, ("movieId", "genres"))
+        }
         for g in range(3):
             names = np.array([genres.get(m, ["-"] * 3)[g] for m in movies])
             columns.append(hash_column(names, buckets, "genre"))
@@ -200,20 +249,35 @@ def criteo_stream(
     path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
 ) -> Stream:
     """Criteo TSV (label, I1..I13, C1..C26) in file order. Every column is
-    hashed as a categorical field (integers bucketed first)."""
+    hashed as a categorical field (integers bucketed first). Lines without
+    40 tab-separated columns are skipped.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: no line has 40 columns, a label or integer feature is
+            not a number, or there are fewer rows than `periods`.
+    """
     labels, columns = [], [[] for _ in range(39)]
     with open(path, newline="") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             parts = line.rstrip("\n").split("\t")
             if len(parts) != 40:
                 continue
-            labels.append(float(parts[0]))
+            try:
+                labels.append(float(parts[0]))
+                integers = [_criteo_integer(parts[1 + j]) for j in range(13)]
+            except ValueError:
+                raise ValueError(
+                    f"{path} line {number}: the label and I1..I13 must be "
+                    "numbers"
+                ) from None
             for j in range(13):
-                columns[j].append(_criteo_integer(parts[1 + j]))
+                columns[j].append(integers[j])
             for j in range(26):
                 columns[13 + j].append(parts[14 + j] or "missing")
     if not labels:
         raise ValueError(f"{path} has no rows with 40 tab-separated columns")
+    _check_enough(path, len(labels), periods)
     fields = [f"I{j + 1}" for j in range(13)] + [f"C{j + 1}" for j in range(26)]
     x = np.stack(
         [
@@ -242,7 +306,7 @@ def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stre
         loader = movielens_stream if kind == "movielens" else criteo_stream
         return loader(path, periods=periods or 10, **kwargs)
     raise ValueError(
-        f"unknown data {spec!r}: use synthetic, movielens:PATH or criteo:PATH"
+        f"unknown data kind {kind!r}: use synthetic, movielens:PATH or criteo:PATH"
     )
 
 

@@ -65,7 +65,9 @@ class LocalBatchNormalizationBase:
 
         local = momentum * local + (1 - momentum) * batch
 
-    with the biased batch variance (as Keras 3's `BatchNormalization`;
+    (a worker's first step starts them from the shared statistics, so a
+    restarted or restored worker continues from what is served) with the
+    biased batch variance (as Keras 3's `BatchNormalization`;
     `unbiased_variance=True` applies Bessel's correction, as
     `FusedBatchNormV3`), and every `sync_period` steps publishes them to the
     shared serving statistics `moving_mean` / `moving_variance` (placed like
@@ -285,29 +287,50 @@ class LocalBatchNormalizationBase:
             variance *= n / tf.maximum(n - 1.0, 1.0)
         mean = tf.cast(mean, tf.float32)
         variance = tf.cast(variance, tf.float32)
+        # The worker-local variables are read and written only here, never
+        # inside a tf.cond branch: a per-worker variable (parameter-server
+        # strategy) cannot be captured by a branch function.
+        local_mean = tf.identity(self.local_mean)
+        local_variance = tf.identity(self.local_variance)
+        steps = tf.identity(self.local_steps)
+
+        def shared():
+            # A worker's first step starts from the served statistics (a
+            # fresh run: the same values as the initializers; after a restart
+            # or a restore: what the other workers published).
+            return (
+                tf.cast(self.moving_mean, tf.float32),
+                tf.cast(self.moving_variance, tf.float32),
+            )
+
+        previous_mean, previous_variance = tf.cond(
+            tf.equal(steps, 0), shared, lambda: (local_mean, local_variance)
+        )
         m = self.momentum
-        self.local_mean.assign(self.local_mean * m + mean * (1.0 - m))
-        self.local_variance.assign(self.local_variance * m + variance * (1.0 - m))
+        new_mean = previous_mean * m + mean * (1.0 - m)
+        new_variance = previous_variance * m + variance * (1.0 - m)
+        self.local_mean.assign(new_mean)
+        self.local_variance.assign(new_variance)
         self.local_steps.assign_add(1)
 
         def publish():
             alpha = self.sync_rate
-            for shared, local in (
-                (self.moving_mean, self.local_mean),
-                (self.moving_variance, self.local_variance),
+            for target, local in (
+                (self.moving_mean, new_mean),
+                (self.moving_variance, new_variance),
             ):
-                local = tf.cast(local, shared.dtype)
+                local = tf.cast(local, target.dtype)
                 if alpha == 1.0:
-                    shared.assign(local)
+                    target.assign(local)
                 else:
-                    shared.assign((1.0 - alpha) * shared + alpha * local)
+                    target.assign((1.0 - alpha) * target + alpha * local)
             return tf.constant(True)
 
         if self.sync_period == 1:
             publish()
         else:
             tf.cond(
-                tf.equal(self.local_steps % self.sync_period, 0),
+                tf.equal((steps + 1) % self.sync_period, 0),
                 publish,
                 lambda: tf.constant(False),
             )

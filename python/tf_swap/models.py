@@ -19,6 +19,7 @@ def build_ctr_model(
     batch_norm: str = "local",
     optimizer: keras.optimizers.Optimizer | None = None,
     seed: int = 0,
+    sync_period: int = 1,
 ) -> keras.Model:
     """A wide-and-deep CTR model on `num_fields` hashed categorical fields.
 
@@ -41,6 +42,8 @@ def build_ctr_model(
         optimizer: Compiled into the model if given (the training job runs
             its own loop and only uses it from there).
         seed: Initialization seed.
+        sync_period: Steps between Local BN's publishes of its worker-local
+            statistics.
 
     Returns:
         The `keras.Model`.
@@ -60,7 +63,9 @@ def build_ctr_model(
             x
         )
         if batch_norm == "local":
-            x = LocalBatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+            x = LocalBatchNormalization(
+                momentum=0.9, sync_period=sync_period, name=f"bn_{i}"
+            )(x)
         elif batch_norm == "keras":
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         x = keras.layers.ReLU()(x)

@@ -201,11 +201,18 @@ def test_between_graph_replication_writes_ps_only_when_publishing():
     assert written == ["local_mean", "local_steps", "local_variance"]
     for op in writes:
         assert op.inputs[0].device.startswith(worker)
-    # The publish is the only PS write, inside the every-sync_period branch.
+    # The publish is the only PS write, inside the every-sync_period branch
+    # (the other branch, a worker's first step, only reads the shared
+    # statistics).
     conds = [op for op in graph.get_operations()
              if op.type in ("If", "StatelessIf")]
-    assert len(conds) == 1
-    branch = graph._get_function(
-        conds[0].get_attr("then_branch").name).definition
-    published = [n for n in branch.node_def if n.op == "AssignVariableOp"]
+    assert len(conds) == 2
+    published = []
+    for cond in conds:
+        branch = graph._get_function(
+            cond.get_attr("then_branch").name).definition
+        args = [arg.name for arg in branch.signature.input_arg]
+        published += [cond.inputs[1 + args.index(n.input[0].split(":")[0])]
+                      for n in branch.node_def if n.op == "AssignVariableOp"]
     assert len(published) == 2
+    assert all(t.device.startswith("/job:ps") for t in published), published

@@ -1,0 +1,200 @@
+"""Command-line plumbing shared by the jobs: arguments, input errors (exit
+code 2, one line), where the output goes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+
+from tf_swap.jobs.experiment import Config, InputError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parser_for(name: str, description: str, subparsers=None) -> ArgumentParser:
+    """The parser of command `name` (a subcommand if `subparsers` given)."""
+    if subparsers is None:
+        return ArgumentParser(prog=f"tf-swap-{name}", description=description)
+    return subparsers.add_parser(name, description=description)
+
+
+def add_data_arguments(parser, samples_per_period: int) -> None:
+    """`--data`, `--periods`, `--samples-per-period`, `--seed`."""
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic (default), movielens:PATH or criteo:PATH",
+    )
+    parser.add_argument(
+        "--periods", type=int, default=None, help="default: 12 synthetic, 10 files"
+    )
+    parser.add_argument(
+        "--samples-per-period",
+        type=int,
+        default=samples_per_period,
+        help="synthetic stream only (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_config_arguments(parser, defaults: Config, variants_default: str) -> None:
+    """`--optimizers`, `--out` and the flags of a `Config`."""
+    from tf_swap.jobs.experiment import VARIANTS
+
+    parser.add_argument(
+        "--optimizers",
+        default=variants_default,
+        help=(
+            f"comma-separated, from {', '.join(VARIANTS)}, optionally NAME@K for "
+            "staleness exponent K (default %(default)s)"
+        ),
+    )
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--decay-rate", type=float, default=defaults.decay_rate)
+    parser.add_argument(
+        "--staleness-exponent",
+        type=float,
+        default=defaults.staleness_exponent,
+        help="k of +stale variants without @K (default %(default)s)",
+    )
+    parser.add_argument("--max-staleness", type=int, default=None)
+    parser.add_argument(
+        "--sync-period",
+        type=int,
+        default=defaults.sync_period,
+        help="Local BN publish period, in a worker's own steps (default %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def config_from(args, defaults: Config) -> Config:
+    """The `Config` the flags give (checked)."""
+    import dataclasses
+
+    config = dataclasses.replace(
+        defaults,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        decay_rate=args.decay_rate,
+        staleness_exponent=args.staleness_exponent,
+        max_staleness=args.max_staleness,
+        sync_period=args.sync_period,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    config.check()
+    return config
+
+
+def load_stream(args):
+    """The stream `--data` names, or `InputError` naming what is wrong."""
+    from tf_swap import data
+
+    if args.periods is not None and args.periods < 2:
+        raise InputError(
+            f"--periods must be >= 2 (train on one, evaluate the next), got "
+            f"{args.periods}"
+        )
+    if args.samples_per_period < 1:
+        raise InputError(
+            f"--samples-per-period must be >= 1, got {args.samples_per_period}"
+        )
+    try:
+        return data.load_for_job(
+            args.data, args.periods, args.seed, args.samples_per_period
+        )
+    except (OSError, ValueError) as error:
+        raise InputError(f"--data: {_one_line(error)}") from error
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    return " ".join(text.split())
+
+
+def run_command(parser: ArgumentParser, argv: list[str] | None) -> int:
+    """Parses `argv` and runs the command: its exit code, 2 with one line on
+    stderr for bad input, 130 on Ctrl-C."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+class Output:
+    """A job's output directory and its console.
+
+    Entered, it sends this process's own stderr (TensorFlow's C++ and Python
+    logging, gRPC's messages when the cluster shuts down) to
+    `OUT/logs/NAME.log`, so the terminal shows only what the job says to the
+    user through `console` (progress, results, the paths written). Files
+    are written whole or not at all (`write_json`, `commit`).
+    """
+
+    def __init__(self, out: str, name: str):
+        self.out = out
+        self.logs = os.path.join(out, "logs")
+        self.log_path = os.path.join(self.logs, f"{name}.log")
+        self.console = sys.stderr
+        self._saved_fd = None
+        self._log = None
+
+    def __enter__(self) -> Output:
+        os.makedirs(self.logs, exist_ok=True)
+        sys.stderr.flush()
+        self._saved_fd = os.dup(2)
+        self.console = os.fdopen(os.dup(self._saved_fd), "w", buffering=1)
+        self._log = open(self.log_path, "a", buffering=1)
+        os.dup2(self._log.fileno(), 2)
+        self._stderr, sys.stderr = sys.stderr, self._log
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()
+        sys.stderr = self._stderr
+        os.dup2(self._saved_fd, 2)
+        os.close(self._saved_fd)
+        self.console.flush()
+        self.console.close()
+        self.console = sys.stderr
+        self._log.close()
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.out, *parts)
+
+    def write_json(self, name: str, value) -> str:
+        """Writes `OUT/name` atomically; returns its path."""
+        path = self.path(name)
+        with self.commit(path) as tmp, open(tmp, "w") as f:
+            json.dump(value, f, indent=2)
+        return path
+
+    @contextlib.contextmanager
+    def commit(self, path: str):
+        """Yields a temporary name to write; renames it to `path` only if
+        the block succeeds."""
+        root, ext = os.path.splitext(path)
+        tmp = f"{root}.partial{ext}"
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)

@@ -1,0 +1,362 @@
+"""The cluster engine: asynchronous training on a real TensorFlow cluster with
+`tf.distribute.ParameterServerStrategy` and a `ClusterCoordinator`, period
+by period (train on period d, AUC on d + 1), with checkpoints and recovery
+from a parameter-server failure.
+
+Every step records `t_read` before its forward pass (`optimizer.read_step()`),
+so staleness normalization sees the cluster's real staleness.
+
+Checkpoints (`Checkpointing`): every `every` steps the coordinator waits for
+the steps in flight and writes a `tf.train.CheckpointManager` checkpoint of
+the model (Local BN's shared statistics included), the optimizer
+(accumulators, powers, iterations, dropped-update counter) and the position
+in the stream (period, batch), plus `progress.json` beside it with the
+metrics so far. Batches are shuffled per period from the seed alone, so a
+resumed run schedules exactly the batches an uninterrupted one would.
+Worker-local Local BN statistics are not saved (one copy per worker, on the
+worker); a worker's first step starts them from the shared statistics.
+
+Recovery: when a task dies, the coordinator raises `UnavailableError` (or
+`AbortedError`). With checkpoints, the job starts the cluster again (a new
+`LocalCluster` on new ports: TensorFlow cannot reattach a coordinator to one
+restarted task, the others keep state from before), rebuilds the model,
+restores the latest checkpoint and continues, up to `max_restarts` times;
+the steps scheduled after the checkpoint are redone, and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from tf_swap.jobs.experiment import (
+    VARIANTS,
+    Config,
+    make_model,
+    make_optimizer,
+    parse_variant,
+    period_batches,
+    steps_per_period,
+)
+
+
+class TrainingFailed(RuntimeError):
+    """The cluster failed and the job could not recover (one line)."""
+
+
+@dataclasses.dataclass
+class Checkpointing:
+    """Where and how often to checkpoint, and how to recover.
+
+    Attributes:
+        directory: Root of the checkpoints (one subdirectory per variant);
+            `None` disables checkpoints and recovery.
+        every: Steps between checkpoints.
+        resume: Start from the latest checkpoint in `directory`.
+        max_restarts: Cluster restarts allowed per variant.
+    """
+
+    directory: str | None = None
+    every: int = 0
+    resume: bool = False
+    max_restarts: int = 3
+
+    def for_variant(self, variant: str) -> str | None:
+        if self.directory is None:
+            return None
+        return os.path.join(self.directory, variant.replace("@", "_at_"))
+
+
+def default_checkpoint_every(stream, batch_size: int) -> int:
+    """Four checkpoints per period."""
+    return max(1, steps_per_period(stream, batch_size) // 4)
+
+
+def _recoverable_errors():
+    import tensorflow as tf
+
+    return (
+        tf.errors.UnavailableError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+    )
+
+
+class _Progress:
+    """The metrics of one variant so far and where it is in the stream."""
+
+    def __init__(self):
+        self.aucs: list[float] = []
+        self.losses: list[float] = []  # mean loss per trained period
+        self.period_losses: list[float] = []  # of the period being trained
+        self.taus: list[int] = []
+        self.period = 0  # the period being trained
+        self.batch = 0  # the next batch of that period
+        self.steps = 0  # steps scheduled
+        self.saved_steps = 0  # steps in the latest checkpoint
+
+    def to_json(self) -> dict:
+        return dict(vars(self))
+
+    @classmethod
+    def from_json(cls, value: dict) -> _Progress:
+        progress = cls()
+        vars(progress).update(value)
+        return progress
+
+
+class _Run:
+    """One attempt at training a variant: a strategy and coordinator on the
+    cluster as it is now, the model, the optimizer and their checkpoint."""
+
+    def __init__(self, variant, stream, cluster, config, directory):
+        import keras
+        import tensorflow as tf
+
+        self.variant = variant
+        self.stream = stream
+        self.config = config
+        self.strategy = tf.distribute.ParameterServerStrategy(cluster.resolver())
+        self.coordinator = tf.distribute.coordinator.ClusterCoordinator(self.strategy)
+        decay_period = steps_per_period(stream, config.batch_size)
+        with self.strategy.scope():
+            self.model = make_model(variant, stream, config)
+            self.optimizer = make_optimizer(variant, config, decay_period)
+            self.optimizer.build(self.model.trainable_variables)
+        self.manager = None
+        if directory is not None:
+            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+            self.manager = tf.train.CheckpointManager(
+                checkpoint, directory, max_to_keep=2
+            )
+        loss_fn = keras.losses.BinaryCrossentropy()
+        optimizer, model = self.optimizer, self.model
+        variables = model.trainable_variables
+        has_read_step = hasattr(optimizer, "read_step")
+
+        def step_fn(x, y):
+            if has_read_step:
+                t_read = optimizer.read_step()
+            else:
+                t_read = tf.cast(tf.identity(optimizer.iterations), tf.int64)
+            with tf.control_dependencies([t_read]):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, variables)
+            dense = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            with tf.control_dependencies(dense):
+                t_apply = tf.cast(tf.identity(optimizer.iterations), tf.int64)
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return loss, tf.maximum(t_apply - t_read, 0)
+
+        strategy = self.strategy
+
+        @tf.function
+        def train_step(x, y):
+            return strategy.run(step_fn, args=(x, y))
+
+        @tf.function
+        def predict(x):
+            return model(x, training=False)
+
+        self.train_step = train_step
+        self.predict_fn = predict
+
+    def restore(self, directory) -> _Progress | None:
+        """Restores the latest checkpoint; its progress, or None."""
+        if self.manager is None or self.manager.latest_checkpoint is None:
+            return None
+        self.manager.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        with open(os.path.join(directory, "progress.json")) as f:
+            return _Progress.from_json(json.load(f))
+
+    def save(self, directory, progress: _Progress) -> None:
+        """Waits for the steps in flight, then checkpoints."""
+        self.coordinator.join()
+        progress.saved_steps = progress.steps
+        self.manager.save(checkpoint_number=progress.steps)
+        tmp = os.path.join(directory, "progress.json.partial")
+        with open(tmp, "w") as f:
+            json.dump(progress.to_json(), f)
+        os.replace(tmp, os.path.join(directory, "progress.json"))
+
+    def predict(self, x, chunk: int = 8192):
+        import tensorflow as tf
+
+        return np.concatenate(
+            [
+                self.predict_fn(tf.constant(x[i : i + chunk])).numpy().ravel()
+                for i in range(0, len(x), chunk)
+            ]
+        )
+
+
+def train_variant(
+    variant: str,
+    stream,
+    cluster,
+    config: Config,
+    checkpointing: Checkpointing | None = None,
+    on_step=None,
+    progress_bar=None,
+    saved_model_dir: str | None = None,
+    report=None,
+) -> dict:
+    """Trains one variant over the stream on `cluster` (a `LocalCluster`,
+    restarted on failure, or an `ExistingCluster`); returns its metrics.
+
+    `on_step(variant, step)` is called on the coordinator after each step is
+    scheduled (tests kill tasks from it). `report(line)` receives the
+    user-facing lines about restarts. With `saved_model_dir`, the final
+    model is exported for serving to `saved_model_dir/VARIANT`.
+
+    Raises:
+        TrainingFailed: a task failed and no checkpoint (or no restart)
+            could recover it.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from tf_swap.keras import ShardedEmbedding
+
+    checkpointing = checkpointing or Checkpointing()
+    directory = checkpointing.for_variant(variant)
+    every = checkpointing.every or default_checkpoint_every(stream, config.batch_size)
+    if directory is not None:
+        os.makedirs(directory, exist_ok=True)
+    started = time.monotonic()
+    restarts = redone = 0
+    resume = checkpointing.resume
+    bar_start = progress_bar.n if progress_bar is not None else 0
+    while True:
+        run = _Run(variant, stream, cluster, config, directory)
+        progress = (run.restore(directory) if resume else None) or _Progress()
+        if progress_bar is not None:
+            progress_bar.n = bar_start + progress.steps
+            progress_bar.refresh()
+        try:
+            _train(
+                run,
+                stream,
+                config,
+                progress,
+                directory,
+                every,
+                on_step,
+                progress_bar,
+                roc_auc_score,
+            )
+            break
+        except _recoverable_errors() as error:
+            lost = progress.steps - progress.saved_steps
+            if directory is None:
+                raise TrainingFailed(
+                    f"a task of the cluster failed ({type(error).__name__}) and "
+                    "there is no checkpoint to recover from: run with "
+                    "--checkpoint-dir DIR"
+                ) from None
+            if restarts >= checkpointing.max_restarts:
+                raise TrainingFailed(
+                    f"a task of the cluster failed again after {restarts} "
+                    f"restart(s) (--max-restarts {checkpointing.max_restarts})"
+                ) from None
+            try:
+                cluster.restart()
+            except RuntimeError as cannot:
+                raise TrainingFailed(str(cannot)) from None
+            restarts += 1
+            resume = True
+            redone += lost
+            checkpoint = run.manager.latest_checkpoint
+            origin = os.path.basename(checkpoint) if checkpoint else "the start"
+            if report is not None:
+                report(
+                    f"{variant}: a task of the cluster failed at step "
+                    f"{progress.steps}; restarted the cluster and continued "
+                    f"from {origin} ({lost} steps redone, restart {restarts})"
+                )
+    dropped = getattr(run.optimizer, "dropped_updates", 0)
+    saved_model = None
+    if saved_model_dir is not None:
+        from tf_swap.keras import export_for_serving
+
+        saved_model = os.path.join(saved_model_dir, variant)
+        export_for_serving(run.model, saved_model)
+    taus = progress.taus
+    return {
+        "auc": progress.aucs,
+        "loss": progress.losses,
+        "steps": progress.steps,
+        "applied_steps": int(run.optimizer.iterations.numpy()),
+        "dropped_updates": int(np.asarray(dropped)),
+        "mean_staleness": float(np.mean(taus)) if taus else 0.0,
+        "max_staleness_seen": int(np.max(taus)) if taus else 0,
+        "restarts": restarts,
+        "redone_steps": redone,
+        "seconds": round(time.monotonic() - started, 1),
+        "optimizer": type(run.optimizer).__name__,
+        "batch_norm": VARIANTS[parse_variant(variant)[0]].batch_norm,
+        "table_devices": {
+            layer.name: [shard.value.device for shard in layer.shards]
+            for layer in run.model.layers
+            if isinstance(layer, ShardedEmbedding)
+        },
+        "saved_model": saved_model,
+    }
+
+
+def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
+    """Schedules the remaining steps period by period, evaluating after each
+    period and checkpointing every `every` steps; updates `progress`."""
+    import tensorflow as tf
+
+    last = len(stream.periods) - 1
+    while progress.period < last:
+        d = progress.period
+        pending = []
+        for b, (x, y) in enumerate(
+            period_batches(stream.periods[d], config.batch_size, config.seed, d)
+        ):
+            if b < progress.batch:
+                continue
+            pending.append(
+                run.coordinator.schedule(
+                    run.train_step, args=(tf.constant(x), tf.constant(y))
+                )
+            )
+            progress.batch = b + 1
+            progress.steps += 1
+            if on_step is not None:
+                on_step(run.variant, progress.steps)
+            if directory is not None and progress.steps % every == 0:
+                _collect(pending, progress, bar)
+                run.save(directory, progress)
+        _collect(pending, progress, bar)
+        run.coordinator.join()
+        nxt = stream.periods[d + 1]
+        progress.aucs.append(float(auc(nxt.y, run.predict(nxt.x))))
+        progress.losses.append(float(np.mean(progress.period_losses)))
+        progress.period, progress.batch, progress.period_losses = d + 1, 0, []
+        if bar is not None:
+            bar.set_postfix_str(
+                f"{run.variant} period {d + 2} AUC {progress.aucs[-1]:.4f}"
+            )
+    if directory is not None:
+        run.save(directory, progress)
+
+
+def _collect(pending, progress, bar) -> None:
+    """Fetches the results of the scheduled steps, in order."""
+    losses, taus = [], []
+    for result in pending:
+        loss, tau = result.fetch()
+        losses.append(float(loss))
+        taus.append(int(tau))
+        if bar is not None:
+            bar.update(1)
+    pending.clear()
+    progress.period_losses.extend(losses)
+    progress.taus.extend(taus)

@@ -1,0 +1,119 @@
+"""Simulated asynchronous parameter-server training with 1 to thousands of
+workers, in one process, on tf_swap's real optimizers and kernels.
+
+`python -m tf_swap.simulate` (or `tf-swap-simulate`) trains the CTR model of
+`tf_swap.models` on a stream of `tf_swap.data` as `W` asynchronous workers
+sharing one parameter server would, for every (variant, `W`) pair
+(engine: `tf_swap.jobs.simulation`), and tabulates AUC against `W`.
+
+Writes `OUT/metrics.json` and `OUT/auc_vs_workers.png` (the layout of
+`metrics.json` is in `tf_swap.jobs.simulation`'s docstring), and the log of
+this process in `OUT/logs/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tf_swap.jobs import cli, reporting
+from tf_swap.jobs.experiment import InputError, parse_variants
+from tf_swap.jobs.simulation import SimConfig, simulate
+
+DEFAULT_WORKERS = "1,16,128,1024,3000"
+DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
+
+
+def add_parser(subparsers=None) -> argparse.ArgumentParser:
+    """The `simulate` command's parser (a subcommand if `subparsers` given)."""
+    d = SimConfig()
+    parser = cli.parser_for("simulate", __doc__.split("\n\n")[0], subparsers)
+    cli.add_data_arguments(parser, samples_per_period=24576)
+    parser.add_argument(
+        "--workers",
+        default=DEFAULT_WORKERS,
+        help="comma-separated worker counts (default %(default)s)",
+    )
+    parser.add_argument("--out", default="out_sim", help="output directory")
+    cli.add_config_arguments(parser, d, DEFAULT_VARIANTS)
+    parser.add_argument(
+        "--speed-sigma",
+        type=float,
+        default=d.speed_sigma,
+        help="log-normal sigma of the workers' mean batch times (0: equal)",
+    )
+    parser.add_argument(
+        "--jitter-sigma",
+        type=float,
+        default=d.jitter_sigma,
+        help="log-normal sigma of each batch's time around its worker's mean",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def parse_workers(text: str) -> list[int]:
+    """Comma-separated worker counts, each >= 1."""
+    try:
+        workers = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise InputError(f"--workers must be whole numbers, got {text!r}") from None
+    if not workers or min(workers) < 1:
+        raise InputError(f"--workers must be counts >= 1, got {text!r}")
+    return workers
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the simulation from parsed flags; returns the exit code."""
+    import dataclasses
+
+    variants = parse_variants(args.optimizers)
+    workers = parse_workers(args.workers)
+    config = dataclasses.replace(
+        cli.config_from(args, SimConfig()),
+        speed_sigma=args.speed_sigma,
+        jitter_sigma=args.jitter_sigma,
+    )
+    config.check()
+    stream = cli.load_stream(args)
+    print(
+        f"tf_swap.simulate: {stream.name}, {len(stream.periods)} periods of "
+        f"~{len(stream.periods[0].y)} samples, batch {config.batch_size}, "
+        f"workers {workers}, variants {', '.join(variants)}",
+        flush=True,
+    )
+    with cli.Output(args.out, "simulate") as output:
+        metrics = simulate(
+            stream,
+            variants,
+            workers,
+            config,
+            progress=config.progress,
+            console=output.console,
+        )
+        metrics_path = output.write_json("metrics.json", metrics)
+        plot = output.path("auc_vs_workers.png")
+        with output.commit(plot) as tmp:
+            reporting.plot_auc_vs_workers(metrics, tmp)
+    print()
+    print("AUC (last period / mean over periods):")
+    print(reporting.workers_table(metrics))
+    print()
+    print(reporting.period_tables(metrics))
+    print()
+    print(reporting.staleness_table(metrics))
+    print(
+        f"\n{metrics['updates_per_run']} updates per run, "
+        f"{metrics['seconds_per_update'] * 1e3:.2f} ms per simulated update "
+        f"(incl. evaluation); wrote {metrics_path} and {plot} in "
+        f"{metrics['seconds']} s"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m tf_swap.simulate` and `tf-swap-simulate`."""
+    return cli.run_command(add_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

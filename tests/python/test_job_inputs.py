@@ -1,0 +1,129 @@
+"""Bad input to the jobs: every malformed source and every bad flag exits
+with code 2 and one line naming the problem, with no traceback and no output
+files left behind (nothing is started before the input is checked)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tf_swap import simulate, train
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
+    f"{u},{m},{(u + m) % 5 + 1},{1000 + 10 * u + m}\n"
+    for u in range(1, 7) for m in range(1, 6)
+)
+
+
+@pytest.fixture
+def files(tmp_path):
+    def write(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+
+    return {
+        "missing": str(tmp_path / "nothing.csv"),
+        "empty": write("empty.csv", ""),
+        "no_user": write("no_user.csv", "user,movieId,rating,timestamp\n1,2,4,5\n"),
+        "words": write(
+            "words.csv", "userId,movieId,rating,timestamp\n1,2,four,5\n"
+        ),
+        "few": write("few.csv", "userId,movieId,rating,timestamp\n1,2,4,5\n1,3,2,6\n"),
+        "good": write("ratings.csv", GOOD_RATINGS),
+        "criteo_words": write("criteo.tsv", "\t".join(["x"] * 40) + "\n"),
+        "criteo_none": write("criteo_none.tsv", "1\t2\t3\n"),
+    }
+
+
+CASES = [
+    # (flags, words the one line must contain)
+    (["--data", "movielens:{missing}"], ["No such file", "nothing.csv"]),
+    (["--data", "movielens:{empty}"], ["empty"]),
+    (["--data", "movielens:{no_user}"], ["lacks", "userId"]),
+    (["--data", "movielens:{words}"], ["line 2", "rating", "'four'", "not a number"]),
+    (["--data", "movielens:{few}", "--periods", "3"], ["2 rows", "3 periods"]),
+    (["--data", "criteo:{criteo_words}"], ["line 1", "numbers"]),
+    (["--data", "criteo:{criteo_none}"], ["no rows with 40"]),
+    (["--data", "parquet:{good}"], ["unknown data kind", "parquet"]),
+    (["--data", "movielens"], ["needs a path"]),
+    (["--periods", "1"], ["--periods", ">= 2"]),
+    (["--optimizers", "sgd"], ["unknown variant", "sgd"]),
+    (["--optimizers", "swap@2"], ["@K needs a variant with staleness"]),
+    (["--optimizers", "swap+stale@x"], ["@K must be a number"]),
+    (["--optimizers", ","], ["names no variant"]),
+    (["--batch-size", "0"], ["--batch-size"]),
+    (["--learning-rate", "-1"], ["--learning-rate"]),
+    (["--sync-period", "0"], ["--sync-period"]),
+    (["--samples-per-period", "0"], ["--samples-per-period"]),
+    (["--periods", "x"], ["invalid int value"]),
+]
+TRAIN_ONLY = [
+    (["--workers", "0"], ["--workers"]),
+    (["--ps", "0"], ["--ps"]),
+    (["--resume"], ["--resume needs --checkpoint-dir"]),
+    (
+        ["--checkpoint-dir", "{tmp}/c", "--checkpoint-every", "0"],
+        ["--checkpoint-every"],
+    ),
+    (["--cluster-spec", "{{not json"], ["--cluster-spec", "not JSON"]),
+    (["--cluster-spec", '{{"ps": ["a:1"]}}'], ["--cluster-spec", '"worker"']),
+]
+SIMULATE_ONLY = [
+    (["--workers", "0"], ["--workers", ">= 1"]),
+    (["--workers", "two"], ["--workers", "whole numbers"]),
+    (["--speed-sigma", "-1"], ["--speed-sigma"]),
+]
+
+
+def check(main, flags, words, files, tmp_path, capfd):
+    out = tmp_path / "out"
+    values = dict(files, tmp=str(tmp_path))
+    argv = [f.format(**values) for f in flags] + ["--out", str(out), "--no-progress"]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    captured = capfd.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, (argv, captured.err)
+    assert len(lines) == 1, lines
+    assert "Traceback" not in captured.err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    outputs = ("metrics.json", "auc.png", "auc_vs_workers.png")
+    assert not any((out / name).exists() for name in outputs)
+
+
+@pytest.mark.parametrize("flags, words", CASES + TRAIN_ONLY)
+def test_train_refuses_bad_input_in_one_line(flags, words, files, tmp_path, capfd):
+    check(train.main, flags, words, files, tmp_path, capfd)
+
+
+@pytest.mark.parametrize("flags, words", CASES + SIMULATE_ONLY)
+def test_simulate_refuses_bad_input_in_one_line(flags, words, files, tmp_path, capfd):
+    check(simulate.main, flags, words, files, tmp_path, capfd)
+
+
+def test_tf_config_is_read_like_cluster_spec(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}}')
+    assert train.main(["--out", str(tmp_path), "--no-progress"]) == 2
+    assert 'TF_CONFIG: the cluster spec needs "ps"' in capfd.readouterr().err
+
+
+def test_the_command_line_exits_2_with_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_swap.train", "--optimizers", "sgd"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "python")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tf-swap-train: error: unknown variant 'sgd'; choose from adagrad, swap, "
+        "swap+stale, swap+lbn, swap+stale+lbn"
+    ]
