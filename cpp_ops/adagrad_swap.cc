@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -199,40 +200,47 @@ class AdagradSwapOpBase : public OpKernel {
   }
 
  protected:
-  // Reads the scalar inputs and has Rust validate them.
-  absl::Status ReadHyper(OpKernelContext* ctx,
+  // Reads the scalar inputs and has Rust validate them. `first_scalar` is
+  // the index of lr; the sparse op has `indices` between grad and step.
+  // Inputs are read by index: by name each costs a lookup in the op's
+  // input map, on every call.
+  absl::Status ReadHyper(OpKernelContext* ctx, int step_input,
                          tf_swap_adagrad_swap_hyper* hyper) const {
     hyper->decay_mode = decay_mode_;
     hyper->epsilon_placement = epsilon_placement_;
-    const std::pair<const char*, double*> floats[] = {
-        {"lr", &hyper->learning_rate},
-        {"epsilon", &hyper->epsilon},
-        {"decay_rate", &hyper->decay_rate},
-        {"accumulator_floor", &hyper->accumulator_floor}};
-    for (const auto& [name, field] : floats) {
-      const Tensor* t;
-      TF_RETURN_IF_ERROR(ctx->input(name, &t));
-      TF_RETURN_IF_ERROR(RequireScalar(name, *t));
-      *field = static_cast<double>(t->scalar<T>()());
+    const std::tuple<int, const char*, double*> floats[] = {
+        {3, "lr", &hyper->learning_rate},
+        {4, "epsilon", &hyper->epsilon},
+        {step_input + 1, "decay_rate", &hyper->decay_rate},
+        {step_input + 3, "accumulator_floor", &hyper->accumulator_floor}};
+    for (const auto& [input, name, field] : floats) {
+      const Tensor& t = ctx->input(input);
+      TF_RETURN_IF_ERROR(RequireScalar(name, t));
+      *field = static_cast<double>(t.scalar<T>()());
     }
-    const std::pair<const char*, int64_t*> ints[] = {
-        {"step", &hyper->step}, {"decay_period", &hyper->decay_period}};
-    for (const auto& [name, field] : ints) {
-      const Tensor* t;
-      TF_RETURN_IF_ERROR(ctx->input(name, &t));
-      TF_RETURN_IF_ERROR(RequireScalar(name, *t));
-      *field = t->scalar<int64_t>()();
+    const std::tuple<int, const char*, int64_t*> ints[] = {
+        {step_input, "step", &hyper->step},
+        {step_input + 2, "decay_period", &hyper->decay_period}};
+    for (const auto& [input, name, field] : ints) {
+      const Tensor& t = ctx->input(input);
+      TF_RETURN_IF_ERROR(RequireScalar(name, t));
+      *field = t.scalar<int64_t>()();
     }
     tf_swap_error error;
     return StatusFromRust(tf_swap_adagrad_swap_check_hyper(hyper, &error),
                           error);
   }
 
-  // Before locking: var, accum and power are three different, initialized
-  // variables holding T, T and int64. TF's lock and copy-on-write helpers
-  // copy the buffer as T and would abort on a variable of another dtype or
-  // an uninitialized one, and two inputs naming one variable would get two
-  // buffers (the second read copies on write) and a nonsense update.
+  // Before locking: var, accum and power are three different variables
+  // holding T, T and int64. TF's lock and copy-on-write helpers copy the
+  // buffer as T and would abort on a variable of another dtype, and two
+  // inputs naming one variable would get two buffers (the second read
+  // copies on write) and a nonsense update. The dtypes come from the
+  // handles' metadata, recorded when the variables were created, so the
+  // check costs no resource lookup (the locks and reads below make the
+  // lookups TF's own ops make); a handle without metadata is looked up. An
+  // uninitialized variable holds an empty tensor of its dtype and fails the
+  // shape checks, as with TF's training ops.
   absl::Status CheckHandles(OpKernelContext* ctx) const {
     static constexpr const char* kNames[] = {"var", "accum", "power"};
     const DataType dtypes[] = {DataTypeToEnum<T>::v(), DataTypeToEnum<T>::v(),
@@ -249,20 +257,28 @@ class AdagradSwapOpBase : public OpKernel {
       }
     }
     for (int i = 0; i < 3; ++i) {
-      core::RefCountPtr<Var> variable;
-      TF_RETURN_IF_ERROR(LookupResource(ctx, *handles[i], &variable));
-      tf_shared_lock lock(*variable->mu());
-      if (!variable->is_initialized) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "Attempting to use uninitialized variables: ", kNames[i]));
-      }
-      const DataType dtype = variable->tensor()->dtype();
+      DataType dtype;
+      TF_RETURN_IF_ERROR(VariableDtype(ctx, *handles[i], &dtype));
       if (dtype != dtypes[i]) {
         return absl::InvalidArgumentError(absl::StrCat(
             kNames[i], " has dtype ", DataTypeString(dtype),
             " but the op expects ", DataTypeString(dtypes[i])));
       }
     }
+    return absl::OkStatus();
+  }
+
+  static absl::Status VariableDtype(OpKernelContext* ctx,
+                                    const ResourceHandle& handle,
+                                    DataType* dtype) {
+    if (!handle.dtypes_and_shapes().empty()) {
+      *dtype = handle.dtypes_and_shapes()[0].dtype;
+      return absl::OkStatus();
+    }
+    core::RefCountPtr<Var> variable;
+    TF_RETURN_IF_ERROR(LookupResource(ctx, handle, &variable));
+    tf_shared_lock lock(*variable->mu());
+    *dtype = variable->tensor()->dtype();
     return absl::OkStatus();
   }
 
@@ -318,7 +334,7 @@ class ApplyAdagradSwapOp : public AdagradSwapOpBase<T> {
 
   void Compute(OpKernelContext* ctx) override {
     tf_swap_adagrad_swap_hyper hyper;
-    OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, &hyper));
+    OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, /*step_input=*/6, &hyper));
     OP_REQUIRES_OK(ctx, this->CheckHandles(ctx));
     const bool lock = this->use_locking_;
     auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(
@@ -360,7 +376,7 @@ class SparseApplyAdagradSwapOp : public AdagradSwapOpBase<T> {
 
   void Compute(OpKernelContext* ctx) override {
     tf_swap_adagrad_swap_hyper hyper;
-    OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, &hyper));
+    OP_REQUIRES_OK(ctx, this->ReadHyper(ctx, /*step_input=*/7, &hyper));
     OP_REQUIRES_OK(ctx, this->CheckHandles(ctx));
     const bool lock = this->use_locking_;
     auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, T>(

@@ -34,6 +34,10 @@ inline absl::Status ShardRows(
       ctx->device()->tensorflow_cpu_worker_threads();
   const size_t parts = tf_swap_partition_count(
       elements, static_cast<size_t>(workers->num_threads));
+  if (parts == 1) {  // the common small case: no task, no allocation
+    tf_swap_error error;
+    return StatusFromRust(apply(0, rows, &error), error);
+  }
   std::vector<uint32_t> codes(parts, TF_SWAP_OK);
   std::vector<tf_swap_error> errors(parts);
   auto run_parts = [&](int64_t first, int64_t last) {
@@ -43,15 +47,11 @@ inline absl::Status ShardRows(
       codes[part] = apply(begin, end, &errors[part]);
     }
   };
-  if (parts == 1) {
-    run_parts(0, 1);
-  } else {
-    // One unit per block, each costed far above the sharder's minimum so
-    // that every block becomes its own task.
-    const int64_t cost_per_block = static_cast<int64_t>(elements / parts) * 8;
-    Shard(workers->num_threads, workers->workers, static_cast<int64_t>(parts),
-          cost_per_block, run_parts);
-  }
+  // One unit per block, each costed far above the sharder's minimum so that
+  // every block becomes its own task.
+  const int64_t cost_per_block = static_cast<int64_t>(elements / parts) * 8;
+  Shard(workers->num_threads, workers->workers, static_cast<int64_t>(parts),
+        cost_per_block, run_parts);
   for (size_t part = 0; part < parts; ++part) {
     TF_RETURN_IF_ERROR(StatusFromRust(codes[part], errors[part]));
   }
