@@ -106,6 +106,7 @@ $(WHEEL_VENV)/.installed: requirements.txt
 bench: build
 	$(PYENV) $(PY) benchmarks/bench_adagrad_swap.py
 	$(PYENV) $(PY) benchmarks/bench_local_batch_norm.py
+	$(PYENV) $(PY) benchmarks/bench_train_step.py
 
 clean:
 	cargo clean

@@ -103,6 +103,12 @@ def main():
     unique = rng.permutation(rows)[:batch].astype(np.int64)
     zipf = ((rng.zipf(1.05, batch) - 1) % rows).astype(np.int64)
     cases = [
+        # The fixed cost of one call, and a small dense variable.
+        (
+            "dense [16] (per-call cost)",
+            lambda: dense_case((16,), args.applies * 20, rng),
+        ),
+        ("dense [3e4]", lambda: dense_case((30_000,), args.applies * 10, rng)),
         ("dense [1e5]", lambda: dense_case((100_000,), args.applies * 5, rng)),
         (
             "dense [1e5], cold cache (40 variables in turn)",

@@ -6,7 +6,9 @@ best CPU paths, side by side in one process.
 - plain: tf.nn.moments + tf.nn.batch_normalization, with the analytic
   gradient through tf.custom_gradient.
 
-Each path is a tf.function, warmed up, timed as the median of many calls.
+Each path is a tf.function, warmed up, timed as the median of many calls;
+every output is returned (fwd+bwd: y, dx, dgamma, dbeta), so graph pruning
+drops no work from any path.
 "Bytes" are the bytes minimally touched (forward: read x, write y; backward:
 read dy and x, write dx; both: the sum), so GB/s compares with the machine's
 streaming bandwidth, measured first. Run:
@@ -74,11 +76,14 @@ def make_paths(x, gamma, beta, dy):
             dy=dy, x=x, gamma=gamma, batch_mean=saved_mean,
             batch_inv_std=saved_inv)
 
+    # Each fwd+bwd returns y, dx, dgamma and dbeta, so that graph pruning
+    # can drop no work from any path.
     @tf.function
     def ours_both():
-        _, m, inv = tf_swap.ops.local_batch_norm(x, gamma, beta, EPSILON)
-        return lib.tf_swap_local_batch_norm_grad(
+        y_, m, inv = tf_swap.ops.local_batch_norm(x, gamma, beta, EPSILON)
+        grads = lib.tf_swap_local_batch_norm_grad(
             dy=dy, x=x, gamma=gamma, batch_mean=m, batch_inv_std=inv)
+        return (y_, *grads)
 
     def fused_forward():
         return tf.raw_ops.FusedBatchNormV3(
@@ -101,10 +106,11 @@ def make_paths(x, gamma, beta, dy):
     @tf.function
     def fused_both():
         out = fused_forward()
-        return tf.raw_ops.FusedBatchNormGradV3(
+        grads = tf.raw_ops.FusedBatchNormGradV3(
             y_backprop=dy4, x=x4, scale=gamma, reserve_space_1=out[3],
             reserve_space_2=out[4], reserve_space_3=out[5],
             epsilon=EPSILON, data_format="NHWC", is_training=True)
+        return (out[0], *grads[:3])
 
     def plain_grad(dy_, x_, gamma_, mean, inv):
         xhat = (x_ - mean) * inv
@@ -140,7 +146,7 @@ def make_paths(x, gamma, beta, dy):
         with tf.GradientTape() as tape:
             tape.watch([x, gamma, beta])
             y_ = plain_bn(x, gamma, beta)
-        return tape.gradient(y_, [x, gamma, beta], output_gradients=dy)
+        return (y_, *tape.gradient(y_, [x, gamma, beta], output_gradients=dy))
 
     return {
         "ours": (ours_fwd, ours_bwd, ours_both),

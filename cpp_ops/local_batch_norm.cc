@@ -3,10 +3,10 @@
 // stock TensorFlow ops (python/tf_swap/ops/local_batch_norm.py). These kernels validate shapes and call the
 // Rust kernels; the math is in rust/kernels/batch_norm.rs.
 //
-// Each op runs two sharded phases: phase 1 over blocks of channels
-// (per-channel sums over all rows, written to a double "plan"), phase 2 over
-// blocks of rows (elementwise, from the plan). A channel's result never
-// depends on its block, so outputs are identical for any thread count.
+// Each op runs two sharded phases: phase 1 over fixed blocks of rows
+// (per-channel partial sums, combined in block order into a double "plan"),
+// phase 2 over blocks of rows (elementwise, from the plan). The block cut
+// depends only on the shape, so outputs are identical for any thread count.
 
 #define EIGEN_USE_THREADS
 
@@ -123,13 +123,20 @@ namespace {
 
 // Overloads that pick the Rust export for an element type.
 #define TF_SWAP_RUST_BN(T, SUFFIX)                                            \
-  uint32_t RustStats(T* batch_mean, T* batch_inv_std, double* plan,           \
-                     const T* x, const T* gamma, const T* beta, size_t rows,  \
-                     size_t channels, size_t begin, size_t end,               \
-                     double epsilon, tf_swap_error* error) {                  \
-    return tf_swap_local_batch_norm_stats_##SUFFIX(                           \
-        batch_mean, batch_inv_std, plan, x, gamma, beta, rows, channels,      \
-        begin, end, epsilon, error);                                          \
+  uint32_t RustPartials(double* partials, const T* x, size_t rows,            \
+                        size_t channels, size_t begin, size_t end,            \
+                        tf_swap_error* error) {                               \
+    return tf_swap_local_batch_norm_partials_##SUFFIX(partials, x, rows,      \
+                                                      channels, begin, end,   \
+                                                      error);                 \
+  }                                                                           \
+  uint32_t RustFinish(T* batch_mean, T* batch_inv_std, double* plan,          \
+                      const double* partials, const T* gamma, const T* beta,  \
+                      size_t rows, size_t channels, double epsilon,           \
+                      tf_swap_error* error) {                                 \
+    return tf_swap_local_batch_norm_finish_##SUFFIX(                          \
+        batch_mean, batch_inv_std, plan, partials, gamma, beta, rows,         \
+        channels, epsilon, error);                                            \
   }                                                                           \
   uint32_t RustNormalize(T* y, const T* x, const double* plan, size_t rows,   \
                          size_t channels, size_t begin, size_t end,           \
@@ -137,14 +144,21 @@ namespace {
     return tf_swap_local_batch_norm_normalize_##SUFFIX(                       \
         y, x, plan, rows, channels, begin, end, error);                       \
   }                                                                           \
-  uint32_t RustGradStats(T* dgamma, T* dbeta, double* plan, const T* dy,      \
-                         const T* x, const T* gamma, const T* batch_mean,     \
-                         const T* batch_inv_std, size_t rows,                 \
-                         size_t channels, size_t begin, size_t end,           \
-                         tf_swap_error* error) {                              \
-    return tf_swap_local_batch_norm_grad_stats_##SUFFIX(                      \
-        dgamma, dbeta, plan, dy, x, gamma, batch_mean, batch_inv_std, rows,   \
-        channels, begin, end, error);                                         \
+  uint32_t RustGradPartials(double* partials, const T* dy, const T* x,        \
+                            const T* batch_mean, size_t rows,                 \
+                            size_t channels, size_t begin, size_t end,        \
+                            tf_swap_error* error) {                           \
+    return tf_swap_local_batch_norm_grad_partials_##SUFFIX(                   \
+        partials, dy, x, batch_mean, rows, channels, begin, end, error);      \
+  }                                                                           \
+  uint32_t RustGradFinish(T* dgamma, T* dbeta, double* plan,                  \
+                          const double* partials, const T* gamma,             \
+                          const T* batch_mean, const T* batch_inv_std,        \
+                          size_t rows, size_t channels,                       \
+                          tf_swap_error* error) {                             \
+    return tf_swap_local_batch_norm_grad_finish_##SUFFIX(                     \
+        dgamma, dbeta, plan, partials, gamma, batch_mean, batch_inv_std,      \
+        rows, channels, error);                                               \
   }                                                                           \
   uint32_t RustGradApply(T* dx, const T* dy, const T* x, const double* plan,  \
                          size_t rows, size_t channels, size_t begin,          \
@@ -155,10 +169,6 @@ namespace {
 TF_SWAP_RUST_BN(float, f32)
 TF_SWAP_RUST_BN(double, f64)
 #undef TF_SWAP_RUST_BN
-
-// Channels per unit of the per-channel phase: one 64-byte line of float32,
-// so two threads never write the same cache line of the outputs.
-constexpr size_t kChannelGroup = 16;
 
 // Rows N (the product of all but the last dimension) and channels C.
 struct Layout {
@@ -214,18 +224,18 @@ absl::Status ReadEpsilon(const Tensor& t, double* epsilon) {
   return absl::OkStatus();
 }
 
-// Runs `apply` on channel ranges, sharded in units of kChannelGroup.
-absl::Status ShardChannels(
-    OpKernelContext* ctx, const Layout& layout,
+// Runs `apply` on the statistics blocks of the layout (a fixed cut of the
+// rows), sharded over the intra-op pool.
+absl::Status ShardStatBlocks(
+    OpKernelContext* ctx, const Layout& layout, size_t blocks,
     const std::function<uint32_t(size_t, size_t, tf_swap_error*)>& apply) {
-  const size_t groups = (layout.channels + kChannelGroup - 1) / kChannelGroup;
-  return ShardRows(
-      ctx, std::max<size_t>(groups, 1), layout.rows * layout.channels,
-      [&](size_t begin, size_t end, tf_swap_error* error) {
-        const size_t first = std::min(begin * kChannelGroup, layout.channels);
-        const size_t last = std::min(end * kChannelGroup, layout.channels);
-        return apply(first, last, error);
-      });
+  return ShardRows(ctx, blocks, layout.rows * layout.channels, apply);
+}
+
+// A double temporary of `size` elements (the partials, the plan).
+absl::Status AllocateDoubles(OpKernelContext* ctx, size_t size, Tensor* out) {
+  return ctx->allocate_temp(
+      DT_DOUBLE, TensorShape({static_cast<int64_t>(size)}), out);
 }
 
 template <typename T>
@@ -250,24 +260,32 @@ class LocalBatchNormOp : public OpKernel {
                                              &batch_mean));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({channels}),
                                              &batch_inv_std));
-    Tensor plan;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_DOUBLE,
-                                           TensorShape({3 * channels}), &plan));
+    const size_t blocks =
+        tf_swap_local_batch_norm_stat_blocks(layout.rows, layout.channels);
+    Tensor partials, plan;
+    OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 2 * layout.channels * blocks,
+                                        &partials));
+    OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 3 * layout.channels, &plan));
+    double* partials_data = partials.flat<double>().data();
     double* plan_data = plan.flat<double>().data();
     const T* x_data = x.flat<T>().data();
-    const T* gamma_data = gamma.flat<T>().data();
-    const T* beta_data = beta.flat<T>().data();
-    T* mean_data = batch_mean->flat<T>().data();
-    T* inv_data = batch_inv_std->flat<T>().data();
     T* y_data = y->flat<T>().data();
     OP_REQUIRES_OK(
-        ctx, ShardChannels(ctx, layout,
-                           [&](size_t begin, size_t end, tf_swap_error* error) {
-                             return RustStats(mean_data, inv_data, plan_data,
-                                              x_data, gamma_data, beta_data,
-                                              layout.rows, layout.channels,
-                                              begin, end, epsilon, error);
-                           }));
+        ctx, ShardStatBlocks(ctx, layout, blocks,
+                             [&](size_t begin, size_t end, tf_swap_error* error) {
+                               return RustPartials(partials_data, x_data,
+                                                   layout.rows, layout.channels,
+                                                   begin, end, error);
+                             }));
+    tf_swap_error error;
+    OP_REQUIRES_OK(
+        ctx, StatusFromRust(
+                 RustFinish(batch_mean->flat<T>().data(),
+                            batch_inv_std->flat<T>().data(), plan_data,
+                            partials_data, gamma.flat<T>().data(),
+                            beta.flat<T>().data(), layout.rows,
+                            layout.channels, epsilon, &error),
+                 error));
     OP_REQUIRES_OK(
         ctx, ShardRows(ctx, layout.rows, layout.rows * layout.channels,
                        [&](size_t begin, size_t end, tf_swap_error* error) {
@@ -307,27 +325,35 @@ class LocalBatchNormGradOp : public OpKernel {
                    ctx->allocate_output(1, TensorShape({channels}), &dgamma));
     OP_REQUIRES_OK(ctx,
                    ctx->allocate_output(2, TensorShape({channels}), &dbeta));
-    Tensor plan;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_DOUBLE,
-                                           TensorShape({4 * channels}), &plan));
+    const size_t blocks =
+        tf_swap_local_batch_norm_stat_blocks(layout.rows, layout.channels);
+    Tensor partials, plan;
+    OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 3 * layout.channels * blocks,
+                                        &partials));
+    OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 4 * layout.channels, &plan));
+    double* partials_data = partials.flat<double>().data();
     double* plan_data = plan.flat<double>().data();
     const T* dy_data = dy.flat<T>().data();
     const T* x_data = x.flat<T>().data();
-    const T* gamma_data = gamma.flat<T>().data();
     const T* mean_data = batch_mean.flat<T>().data();
-    const T* inv_data = batch_inv_std.flat<T>().data();
-    T* dgamma_data = dgamma->flat<T>().data();
-    T* dbeta_data = dbeta->flat<T>().data();
     T* dx_data = dx->flat<T>().data();
     OP_REQUIRES_OK(
-        ctx, ShardChannels(ctx, layout,
-                           [&](size_t begin, size_t end, tf_swap_error* error) {
-                             return RustGradStats(
-                                 dgamma_data, dbeta_data, plan_data, dy_data,
-                                 x_data, gamma_data, mean_data, inv_data,
-                                 layout.rows, layout.channels, begin, end,
-                                 error);
-                           }));
+        ctx, ShardStatBlocks(ctx, layout, blocks,
+                             [&](size_t begin, size_t end, tf_swap_error* error) {
+                               return RustGradPartials(
+                                   partials_data, dy_data, x_data, mean_data,
+                                   layout.rows, layout.channels, begin, end,
+                                   error);
+                             }));
+    tf_swap_error error;
+    OP_REQUIRES_OK(
+        ctx, StatusFromRust(
+                 RustGradFinish(dgamma->flat<T>().data(),
+                                dbeta->flat<T>().data(), plan_data,
+                                partials_data, gamma.flat<T>().data(),
+                                mean_data, batch_inv_std.flat<T>().data(),
+                                layout.rows, layout.channels, &error),
+                 error));
     OP_REQUIRES_OK(
         ctx, ShardRows(ctx, layout.rows, layout.rows * layout.channels,
                        [&](size_t begin, size_t end, tf_swap_error* error) {

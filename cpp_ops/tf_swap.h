@@ -144,28 +144,50 @@ uint32_t tf_swap_sum_duplicates_f64_i64(int64_t *unique_indices,
                                         size_t inner, tf_swap_error *error);
 
 /* ---- Local Batch Normalization (SPEC section 3) ----
- * x is [rows, channels], row-major, channels last. Each op is two phases:
- * phase 1 runs per block of channels and fills the caller's double `plan`
- * (planes of `channels` values: plan[k * channels + c]); phase 2 runs per
- * block of rows and reads it. Training forward: stats, then normalize.
- * Backward: grad_stats, then grad_apply. (Inference is stock TensorFlow
- * ops, so exported models need no tf_swap library.) Results do not depend on how ranges are split. */
+ * x is [rows, channels], row-major, channels last. Each op is two phases.
+ * Phase 1 reduces fixed blocks of whole rows (the cut depends only on the
+ * shape: tf_swap_local_batch_norm_stat_blocks) into the caller's double
+ * `partials` (blocks may be shared among threads), then one call combines
+ * them in block order into the op's per-channel outputs and the caller's
+ * double `plan` (planes of `channels` values: plan[k * channels + c]).
+ * Phase 2 runs per block of rows and reads the plan. Training forward:
+ * partials, finish, normalize. Backward: grad_partials, grad_finish,
+ * grad_apply. Results do not depend on how blocks or rows are split.
+ * (Inference is stock TensorFlow ops, so exported models need no tf_swap
+ * library.) */
 
-/* Training forward, phase 1, channels [channel_begin, channel_end): those
- * channels of batch_mean, batch_inv_std = 1 / sqrt(var + epsilon) (biased
- * variance) and of plan (3 * channels: mean, scale, offset). x holds
- * rows * channels; gamma, beta, batch_mean, batch_inv_std hold channels.
- * TF_SWAP_EMPTY_BATCH when rows == 0; epsilon must be finite and > 0. */
-uint32_t tf_swap_local_batch_norm_stats_f32(
-    float *batch_mean, float *batch_inv_std, double *plan, const float *x,
-    const float *gamma, const float *beta, size_t rows, size_t channels,
-    size_t channel_begin, size_t channel_end, double epsilon,
-    tf_swap_error *error);
-uint32_t tf_swap_local_batch_norm_stats_f64(
-    double *batch_mean, double *batch_inv_std, double *plan, const double *x,
-    const double *gamma, const double *beta, size_t rows, size_t channels,
-    size_t channel_begin, size_t channel_end, double epsilon,
-    tf_swap_error *error);
+/* Statistics blocks of `rows` rows of `channels` elements (0 if no rows). */
+size_t tf_swap_local_batch_norm_stat_blocks(size_t rows, size_t channels);
+
+/* Forward phase 1a, blocks [block_begin, block_end): each block's means,
+ * then sums of squared deviations, at partials + 2 * channels * block.
+ * partials holds 2 * channels * stat_blocks elements, x rows * channels. */
+uint32_t tf_swap_local_batch_norm_partials_f32(double *partials,
+                                               const float *x, size_t rows,
+                                               size_t channels,
+                                               size_t block_begin,
+                                               size_t block_end,
+                                               tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_partials_f64(double *partials,
+                                               const double *x, size_t rows,
+                                               size_t channels,
+                                               size_t block_begin,
+                                               size_t block_end,
+                                               tf_swap_error *error);
+
+/* Forward phase 1b: batch_mean, batch_inv_std = 1 / sqrt(var + epsilon)
+ * (biased variance) and plan (3 * channels: mean, scale, offset) from all
+ * the blocks' partials. gamma, beta, batch_mean, batch_inv_std hold
+ * channels. TF_SWAP_EMPTY_BATCH when rows == 0; epsilon must be finite and
+ * > 0. */
+uint32_t tf_swap_local_batch_norm_finish_f32(
+    float *batch_mean, float *batch_inv_std, double *plan,
+    const double *partials, const float *gamma, const float *beta,
+    size_t rows, size_t channels, double epsilon, tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_finish_f64(
+    double *batch_mean, double *batch_inv_std, double *plan,
+    const double *partials, const double *gamma, const double *beta,
+    size_t rows, size_t channels, double epsilon, tf_swap_error *error);
 
 /* Forward phase 2 on rows [row_begin, row_end): y = (x - mean) * scale +
  * offset, in double, from a filled 3 * channels plan. */
@@ -182,20 +204,31 @@ uint32_t tf_swap_local_batch_norm_normalize_f64(double *y, const double *x,
                                                 size_t row_end,
                                                 tf_swap_error *error);
 
-/* Backward phase 1, channels [channel_begin, channel_end): those channels of
- * dbeta = sum dy, dgamma = sum dy * xhat and of plan (4 * channels).
- * batch_mean and batch_inv_std are the forward's outputs (the mean is
- * refined from x in double). TF_SWAP_EMPTY_BATCH when rows == 0. */
-uint32_t tf_swap_local_batch_norm_grad_stats_f32(
-    float *dgamma, float *dbeta, double *plan, const float *dy,
-    const float *x, const float *gamma, const float *batch_mean,
-    const float *batch_inv_std, size_t rows, size_t channels,
-    size_t channel_begin, size_t channel_end, tf_swap_error *error);
-uint32_t tf_swap_local_batch_norm_grad_stats_f64(
-    double *dgamma, double *dbeta, double *plan, const double *dy,
-    const double *x, const double *gamma, const double *batch_mean,
+/* Backward phase 1a, blocks [block_begin, block_end): each block's sums of
+ * dy, dy * d and d (d = x - batch_mean) at partials + 3 * channels * block.
+ * partials holds 3 * channels * stat_blocks elements. */
+uint32_t tf_swap_local_batch_norm_grad_partials_f32(
+    double *partials, const float *dy, const float *x,
+    const float *batch_mean, size_t rows, size_t channels, size_t block_begin,
+    size_t block_end, tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_grad_partials_f64(
+    double *partials, const double *dy, const double *x,
+    const double *batch_mean, size_t rows, size_t channels,
+    size_t block_begin, size_t block_end, tf_swap_error *error);
+
+/* Backward phase 1b: dbeta = sum dy, dgamma = sum dy * xhat and plan
+ * (4 * channels) from all the blocks' sums; batch_mean and batch_inv_std
+ * are the forward's outputs (the mean is refined in double).
+ * TF_SWAP_EMPTY_BATCH when rows == 0. */
+uint32_t tf_swap_local_batch_norm_grad_finish_f32(
+    float *dgamma, float *dbeta, double *plan, const double *partials,
+    const float *gamma, const float *batch_mean, const float *batch_inv_std,
+    size_t rows, size_t channels, tf_swap_error *error);
+uint32_t tf_swap_local_batch_norm_grad_finish_f64(
+    double *dgamma, double *dbeta, double *plan, const double *partials,
+    const double *gamma, const double *batch_mean,
     const double *batch_inv_std, size_t rows, size_t channels,
-    size_t channel_begin, size_t channel_end, tf_swap_error *error);
+    tf_swap_error *error);
 
 /* Backward phase 2 on rows [row_begin, row_end):
  * dx = gamma * inv_std / N * (N * dy - dbeta - xhat * dgamma), in double,

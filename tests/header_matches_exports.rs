@@ -270,12 +270,11 @@ impl Api {
             flatten(&file.items, &mut items);
         }
         for item in &items {
-            if let Item::Const(c) = item {
-                if matches!(c.vis, syn::Visibility::Public(_))
-                    && c.ident.to_string().starts_with("TF_SWAP_")
-                {
-                    api.add_const(c);
-                }
+            if let Item::Const(c) = item
+                && matches!(c.vis, syn::Visibility::Public(_))
+                && c.ident.to_string().starts_with("TF_SWAP_")
+            {
+                api.add_const(c);
             }
         }
         for item in items {

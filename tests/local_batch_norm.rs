@@ -9,14 +9,18 @@
 use std::ptr;
 
 use tf_swap::ffi::{
-    TfSwapError, TfSwapStatus, tf_swap_local_batch_norm_grad_apply_f32,
-    tf_swap_local_batch_norm_grad_apply_f64, tf_swap_local_batch_norm_grad_stats_f32,
-    tf_swap_local_batch_norm_grad_stats_f64, tf_swap_local_batch_norm_normalize_f32,
-    tf_swap_local_batch_norm_normalize_f64, tf_swap_local_batch_norm_stats_f32,
-    tf_swap_local_batch_norm_stats_f64,
+    TfSwapError, TfSwapStatus, tf_swap_local_batch_norm_finish_f32,
+    tf_swap_local_batch_norm_finish_f64, tf_swap_local_batch_norm_grad_apply_f32,
+    tf_swap_local_batch_norm_grad_apply_f64, tf_swap_local_batch_norm_grad_finish_f32,
+    tf_swap_local_batch_norm_grad_finish_f64, tf_swap_local_batch_norm_grad_partials_f32,
+    tf_swap_local_batch_norm_grad_partials_f64, tf_swap_local_batch_norm_normalize_f32,
+    tf_swap_local_batch_norm_normalize_f64, tf_swap_local_batch_norm_partials_f32,
+    tf_swap_local_batch_norm_partials_f64, tf_swap_local_batch_norm_stat_blocks,
 };
 use tf_swap::kernels::KernelError;
-use tf_swap::kernels::batch_norm::{ForwardPlanMut, check_epsilon, forward_stats};
+use tf_swap::kernels::batch_norm::{
+    ForwardPlanMut, check_epsilon, forward_finish, forward_partials, stat_blocks,
+};
 
 /// Deterministic pseudo-random numbers in [-1, 1).
 struct Lcg(u64);
@@ -98,17 +102,24 @@ trait Exports: Copy + Default + Send + Sync + 'static {
     fn from(v: f64) -> Self;
     fn to(self) -> f64;
     fn bits(self) -> u64;
-    unsafe fn stats(
-        m: *mut Self,
-        i: *mut Self,
+    unsafe fn partials(
         p: *mut f64,
         x: *const Self,
+        rows: usize,
+        c: usize,
+        b0: usize,
+        b1: usize,
+        e: *mut TfSwapError,
+    ) -> u32;
+    unsafe fn finish(
+        m: *mut Self,
+        i: *mut Self,
+        plan: *mut f64,
+        p: *const f64,
         g: *const Self,
         b: *const Self,
         rows: usize,
         c: usize,
-        c0: usize,
-        c1: usize,
         eps: f64,
         e: *mut TfSwapError,
     ) -> u32;
@@ -122,19 +133,27 @@ trait Exports: Copy + Default + Send + Sync + 'static {
         r1: usize,
         e: *mut TfSwapError,
     ) -> u32;
-    unsafe fn grad_stats(
-        dg: *mut Self,
-        db: *mut Self,
+    unsafe fn grad_partials(
         p: *mut f64,
         dy: *const Self,
         x: *const Self,
+        m: *const Self,
+        rows: usize,
+        c: usize,
+        b0: usize,
+        b1: usize,
+        e: *mut TfSwapError,
+    ) -> u32;
+    unsafe fn grad_finish(
+        dg: *mut Self,
+        db: *mut Self,
+        plan: *mut f64,
+        p: *const f64,
         g: *const Self,
         m: *const Self,
         i: *const Self,
         rows: usize,
         c: usize,
-        c0: usize,
-        c1: usize,
         e: *mut TfSwapError,
     ) -> u32;
     unsafe fn grad_apply(
@@ -151,7 +170,7 @@ trait Exports: Copy + Default + Send + Sync + 'static {
 }
 
 macro_rules! exports {
-    ($t:ty, $stats:ident, $norm:ident, $gs:ident, $ga:ident) => {
+    ($t:ty, $part:ident, $fin:ident, $norm:ident, $gp:ident, $gf:ident, $ga:ident) => {
         impl Exports for $t {
             fn from(v: f64) -> Self {
                 v as $t
@@ -162,22 +181,32 @@ macro_rules! exports {
             fn bits(self) -> u64 {
                 self.to_bits() as u64
             }
-            unsafe fn stats(
-                m: *mut Self,
-                i: *mut Self,
+            unsafe fn partials(
                 p: *mut f64,
                 x: *const Self,
+                rows: usize,
+                c: usize,
+                b0: usize,
+                b1: usize,
+                e: *mut TfSwapError,
+            ) -> u32 {
+                // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
+                unsafe { $part(p, x, rows, c, b0, b1, e) }
+            }
+            unsafe fn finish(
+                m: *mut Self,
+                i: *mut Self,
+                plan: *mut f64,
+                p: *const f64,
                 g: *const Self,
                 b: *const Self,
                 rows: usize,
                 c: usize,
-                c0: usize,
-                c1: usize,
                 eps: f64,
                 e: *mut TfSwapError,
             ) -> u32 {
-                // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
-                unsafe { $stats(m, i, p, x, g, b, rows, c, c0, c1, eps, e) }
+                // SAFETY: lengths as stated.
+                unsafe { $fin(m, i, plan, p, g, b, rows, c, eps, e) }
             }
             unsafe fn normalize(
                 y: *mut Self,
@@ -192,23 +221,34 @@ macro_rules! exports {
                 // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
                 unsafe { $norm(y, x, p, rows, c, r0, r1, e) }
             }
-            unsafe fn grad_stats(
-                dg: *mut Self,
-                db: *mut Self,
+            unsafe fn grad_partials(
                 p: *mut f64,
                 dy: *const Self,
                 x: *const Self,
+                m: *const Self,
+                rows: usize,
+                c: usize,
+                b0: usize,
+                b1: usize,
+                e: *mut TfSwapError,
+            ) -> u32 {
+                // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
+                unsafe { $gp(p, dy, x, m, rows, c, b0, b1, e) }
+            }
+            unsafe fn grad_finish(
+                dg: *mut Self,
+                db: *mut Self,
+                plan: *mut f64,
+                p: *const f64,
                 g: *const Self,
                 m: *const Self,
                 i: *const Self,
                 rows: usize,
                 c: usize,
-                c0: usize,
-                c1: usize,
                 e: *mut TfSwapError,
             ) -> u32 {
-                // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
-                unsafe { $gs(dg, db, p, dy, x, g, m, i, rows, c, c0, c1, e) }
+                // SAFETY: lengths as stated.
+                unsafe { $gf(dg, db, plan, p, g, m, i, rows, c, e) }
             }
             unsafe fn grad_apply(
                 dx: *mut Self,
@@ -229,16 +269,20 @@ macro_rules! exports {
 }
 exports!(
     f32,
-    tf_swap_local_batch_norm_stats_f32,
+    tf_swap_local_batch_norm_partials_f32,
+    tf_swap_local_batch_norm_finish_f32,
     tf_swap_local_batch_norm_normalize_f32,
-    tf_swap_local_batch_norm_grad_stats_f32,
+    tf_swap_local_batch_norm_grad_partials_f32,
+    tf_swap_local_batch_norm_grad_finish_f32,
     tf_swap_local_batch_norm_grad_apply_f32
 );
 exports!(
     f64,
-    tf_swap_local_batch_norm_stats_f64,
+    tf_swap_local_batch_norm_partials_f64,
+    tf_swap_local_batch_norm_finish_f64,
     tf_swap_local_batch_norm_normalize_f64,
-    tf_swap_local_batch_norm_grad_stats_f64,
+    tf_swap_local_batch_norm_grad_partials_f64,
+    tf_swap_local_batch_norm_grad_finish_f64,
     tf_swap_local_batch_norm_grad_apply_f64
 );
 
@@ -270,9 +314,9 @@ fn new_error() -> TfSwapError {
     TfSwapError { message: [0; 256] }
 }
 
-/// Runs forward and backward through the exports, splitting the channel
-/// phase into `channel_parts` and the row phase into `row_parts` ranges,
-/// each on its own thread when `threads`.
+/// Runs forward and backward through the exports, splitting the
+/// statistics blocks into `block_parts` and the rows of phase 2 into
+/// `row_parts` ranges, each on its own thread when `threads`.
 fn run<T: Exports>(
     x: &[T],
     dy: &[T],
@@ -280,11 +324,13 @@ fn run<T: Exports>(
     beta: &[T],
     c: usize,
     eps: f64,
-    channel_parts: usize,
+    block_parts: usize,
     row_parts: usize,
     threads: bool,
 ) -> Outputs<T> {
     let rows = x.len() / c;
+    // SAFETY: scalars only.
+    let blocks = unsafe { tf_swap_local_batch_norm_stat_blocks(rows, c) };
     let mut o = Outputs {
         y: vec![T::default(); x.len()],
         mean: vec![T::default(); c],
@@ -295,18 +341,15 @@ fn run<T: Exports>(
     };
     let mut plan = vec![0.0f64; 3 * c];
     let mut bplan = vec![0.0f64; 4 * c];
+    let mut partials = vec![0.0f64; 2 * c * blocks];
+    let mut bpartials = vec![0.0f64; 3 * c * blocks];
     let cut = |len: usize, parts: usize, k: usize| len * k / parts;
-    let (mean, inv, pl) = (
-        Shared(o.mean.as_mut_ptr()),
-        Shared(o.inv.as_mut_ptr()),
-        Shared(plan.as_mut_ptr()),
+    let (pl, bp) = (Shared(plan.as_mut_ptr()), Shared(bplan.as_mut_ptr()));
+    let (fp, gp) = (
+        Shared(partials.as_mut_ptr()),
+        Shared(bpartials.as_mut_ptr()),
     );
     let (y, dx) = (Shared(o.y.as_mut_ptr()), Shared(o.dx.as_mut_ptr()));
-    let (dg, db, bp) = (
-        Shared(o.dgamma.as_mut_ptr()),
-        Shared(o.dbeta.as_mut_ptr()),
-        Shared(bplan.as_mut_ptr()),
-    );
     let phase = |parts: usize, len: usize, body: &(dyn Fn(usize, usize) + Sync)| {
         if threads {
             std::thread::scope(|s| {
@@ -320,57 +363,70 @@ fn run<T: Exports>(
             }
         }
     };
-    // SAFETY (all calls below): buffers have the documented lengths and
-    // concurrent calls use disjoint ranges.
-    phase(channel_parts, c, &|c0, c1| {
+    phase(block_parts, blocks, &|b0, b1| {
         let mut e = new_error();
         // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
-        let code = unsafe {
-            T::stats(
-                mean.get(),
-                inv.get(),
-                pl.get(),
-                x.as_ptr(),
-                gamma.as_ptr(),
-                beta.as_ptr(),
-                rows,
-                c,
-                c0,
-                c1,
-                eps,
-                &mut e,
-            )
-        };
+        let code = unsafe { T::partials(fp.get(), x.as_ptr(), rows, c, b0, b1, &mut e) };
         ok(code, &e);
     });
+    let mut e = new_error();
+    // SAFETY: lengths as stated.
+    let code = unsafe {
+        T::finish(
+            o.mean.as_mut_ptr(),
+            o.inv.as_mut_ptr(),
+            pl.get(),
+            fp.get(),
+            gamma.as_ptr(),
+            beta.as_ptr(),
+            rows,
+            c,
+            eps,
+            &mut e,
+        )
+    };
+    ok(code, &e);
     phase(row_parts, rows, &|r0, r1| {
         let mut e = new_error();
         // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
         let code = unsafe { T::normalize(y.get(), x.as_ptr(), pl.get(), rows, c, r0, r1, &mut e) };
         ok(code, &e);
     });
-    phase(channel_parts, c, &|c0, c1| {
+    let mean = &o.mean;
+    phase(block_parts, blocks, &|b0, b1| {
         let mut e = new_error();
         // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
         let code = unsafe {
-            T::grad_stats(
-                dg.get(),
-                db.get(),
-                bp.get(),
+            T::grad_partials(
+                gp.get(),
                 dy.as_ptr(),
                 x.as_ptr(),
-                gamma.as_ptr(),
-                mean.get(),
-                inv.get(),
+                mean.as_ptr(),
                 rows,
                 c,
-                c0,
-                c1,
+                b0,
+                b1,
                 &mut e,
             )
         };
         ok(code, &e);
     });
+    // SAFETY: lengths as stated.
+    let code = unsafe {
+        T::grad_finish(
+            o.dgamma.as_mut_ptr(),
+            o.dbeta.as_mut_ptr(),
+            bp.get(),
+            gp.get(),
+            gamma.as_ptr(),
+            o.mean.as_ptr(),
+            o.inv.as_ptr(),
+            rows,
+            c,
+            &mut e,
+        )
+    };
+    ok(code, &e);
     phase(row_parts, rows, &|r0, r1| {
         let mut e = new_error();
         // SAFETY: lengths as stated; concurrent calls use disjoint ranges.
@@ -526,8 +582,7 @@ fn assert_bit_identical<T: Exports>(a: &Outputs<T>, b: &Outputs<T>, what: &str) 
     }
 }
 
-fn split_independent<T: Exports>() {
-    let (rows, c) = (257, 70);
+fn split_independent<T: Exports>(rows: usize, c: usize) {
     let mut rng = Lcg(11);
     let x: Vec<T> = rng
         .vec(rows * c, -4.0, 9.0)
@@ -542,7 +597,7 @@ fn split_independent<T: Exports>() {
     let gamma: Vec<T> = rng.vec(c, 1.0, 0.5).into_iter().map(T::from).collect();
     let beta: Vec<T> = rng.vec(c, 0.0, 1.0).into_iter().map(T::from).collect();
     let base = run(&x, &dy, &gamma, &beta, c, 1e-3, 1, 1, false);
-    for parts in [2, 8, 70] {
+    for parts in [2, 3, 8, 70] {
         let split = run(&x, &dy, &gamma, &beta, c, 1e-3, parts, parts, false);
         assert_bit_identical(&base, &split, &format!("{parts} sequential parts"));
         let threaded = run(
@@ -562,8 +617,14 @@ fn split_independent<T: Exports>() {
 
 #[test]
 fn results_do_not_depend_on_the_split() {
-    split_independent::<f32>();
-    split_independent::<f64>();
+    // 257 x 70: one statistics block, rows split in phase 2; 40000 x 5:
+    // four blocks (and a short last one) shared among the parts too.
+    assert_eq!(stat_blocks(257, 70), 1);
+    assert_eq!(stat_blocks(40000, 5), 4);
+    for (rows, c) in [(257, 70), (40000, 5)] {
+        split_independent::<f32>(rows, c);
+        split_independent::<f64>(rows, c);
+    }
 }
 
 #[test]
@@ -572,48 +633,56 @@ fn validation_rejects_bad_input_before_writing() {
     let (g, b) = ([1.0f32; 3], [0.0f32; 3]);
     let mut plan = [7.0f64; 9];
     let (mut m, mut i) = ([9.0f32; 3], [9.0f32; 3]);
-    let mut call = |rows: usize, c1: usize, eps: f64| {
+    let partials = [0.5f64; 6];
+    let mut call = |rows: usize, eps: f64| {
         let (pm, rest) = plan.split_at_mut(3);
         let (ps, po) = rest.split_at_mut(3);
-        let w = c1.min(3);
-        forward_stats(
-            &mut m[..w],
-            &mut i[..w],
+        let blocks = stat_blocks(rows, 3);
+        forward_finish(
+            &mut m,
+            &mut i,
             ForwardPlanMut {
-                mean: &mut pm[..w],
-                scale: &mut ps[..w],
-                offset: &mut po[..w],
+                mean: pm,
+                scale: ps,
+                offset: po,
             },
-            &x[..rows * 3],
+            &partials[..6 * blocks],
             &g,
             &b,
             rows,
             3,
-            0,
-            c1,
             eps,
         )
     };
     for eps in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(
-            call(2, 3, eps),
+            call(2, eps),
             Err(KernelError::InvalidHyperParameter {
                 name: "epsilon",
                 ..
             })
         ));
     }
-    assert_eq!(call(0, 3, 1e-3), Err(KernelError::EmptyBatch));
+    assert_eq!(call(0, 1e-3), Err(KernelError::EmptyBatch));
+    let mut out = [3.0f64; 12];
     assert!(matches!(
-        call(2, 4, 1e-3),
-        Err(KernelError::InvalidChannelRange {
-            end: 4,
-            channels: 3,
+        forward_partials(&mut out, &x, 2, 3, 0, 2),
+        Err(KernelError::InvalidRowRange {
+            end: 2,
+            rows: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        forward_partials(&mut out[..5], &x, 2, 3, 0, 1),
+        Err(KernelError::LengthMismatch {
+            what: "partials",
             ..
         })
     ));
     assert_eq!(m, [9.0; 3], "nothing written");
     assert!(plan.iter().all(|&p| p == 7.0), "nothing written");
+    assert!(out.iter().all(|&p| p == 3.0), "nothing written");
     assert!(check_epsilon(1e-3).is_ok());
     let err = check_epsilon(0.0).unwrap_err().to_string();
     assert!(err.contains("epsilon"), "{err}");
@@ -625,18 +694,17 @@ fn exports_report_status_codes() {
     let x = [1.0f32, 2.0];
     let (mut m, mut i) = ([0.0f32; 2], [0.0f32; 2]);
     let mut plan = [0.0f64; 6];
+    let mut partials = [0.0f64; 4];
     let mut error = new_error();
     // SAFETY: the buffers have the lengths the calls state.
     let empty = unsafe {
-        tf_swap_local_batch_norm_stats_f32(
+        tf_swap_local_batch_norm_finish_f32(
             m.as_mut_ptr(),
             i.as_mut_ptr(),
             plan.as_mut_ptr(),
+            partials.as_ptr(),
             x.as_ptr(),
             x.as_ptr(),
-            x.as_ptr(),
-            0,
-            2,
             0,
             2,
             1e-3,
@@ -646,18 +714,13 @@ fn exports_report_status_codes() {
     assert_eq!(empty, TfSwapStatus::EmptyBatch as u32);
     // SAFETY: as above; x is NULL while not empty.
     let null = unsafe {
-        tf_swap_local_batch_norm_stats_f32(
-            m.as_mut_ptr(),
-            i.as_mut_ptr(),
-            plan.as_mut_ptr(),
+        tf_swap_local_batch_norm_partials_f32(
+            partials.as_mut_ptr(),
             ptr::null(),
-            x.as_ptr(),
-            x.as_ptr(),
             1,
             2,
             0,
-            2,
-            1e-3,
+            1,
             &mut error,
         )
     };
@@ -670,19 +733,16 @@ fn exports_report_status_codes() {
         tf_swap_local_batch_norm_normalize_f32(p, p, plan.as_ptr(), 2, 2, 0, 2, &mut error)
     };
     assert_eq!(aliased, TfSwapStatus::AliasedBuffers as u32);
-    let (mut mean2, mut inv2, mut plan3) = ([0.0f32; 2], [0.0f32; 2], [0.0f64; 6]);
     // SAFETY: as above.
     let bad_eps = unsafe {
-        tf_swap_local_batch_norm_stats_f32(
-            mean2.as_mut_ptr(),
-            inv2.as_mut_ptr(),
-            plan3.as_mut_ptr(),
-            x.as_ptr(),
+        tf_swap_local_batch_norm_finish_f32(
+            m.as_mut_ptr(),
+            i.as_mut_ptr(),
+            plan.as_mut_ptr(),
+            partials.as_ptr(),
             x.as_ptr(),
             x.as_ptr(),
             1,
-            2,
-            0,
             2,
             0.0,
             &mut error,
@@ -707,12 +767,8 @@ fn exports_report_status_codes() {
     assert_eq!(nothing, 0);
     // SAFETY: as above.
     let nothing = unsafe {
-        tf_swap_local_batch_norm_grad_stats_f64(
+        tf_swap_local_batch_norm_grad_partials_f64(
             ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::null(),
-            ptr::null(),
             ptr::null(),
             ptr::null(),
             ptr::null(),

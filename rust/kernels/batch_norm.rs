@@ -3,16 +3,19 @@
 //!
 //! Every op is two phases, each safe to split across threads:
 //!
-//! 1. a per-channel reduction over all rows for a block of channels
-//!    ([`forward_stats`], [`backward_stats`]), which writes the op's per-channel outputs and a *plan*: a few
-//!    `f64` coefficients per channel;
+//! 1. per-channel reductions over fixed blocks of whole rows
+//!    ([`forward_partials`], [`backward_partials`]; the blocks, from
+//!    [`stat_block_rows`], depend only on the shape), then one pass that
+//!    combines the blocks' partials in block order ([`forward_finish`],
+//!    [`backward_finish`]) into the op's per-channel outputs and a *plan*: a
+//!    few `f64` coefficients per channel;
 //! 2. an elementwise pass over a block of rows ([`normalize`],
 //!    [`backward_apply`]) that reads the plan.
 //!
-//! A channel's statistics never depend on which block it was in, and phase 2
-//! is elementwise, so results are bit-identical for any split. Phase 1 walks
-//! rows, reading each row's channel block contiguously; phase 2 writes whole
-//! rows, so concurrent calls get disjoint, contiguous outputs.
+//! The block layout and the combine order never depend on how the blocks
+//! are shared among threads, and phase 2 is elementwise, so results are
+//! bit-identical for any split. Both phases read whole rows, contiguously,
+//! and every call writes its own contiguous part of the outputs.
 //!
 //! Numerics: everything is accumulated and combined in `f64`, and
 //! `x - mean` is formed in `f64` from the `f64` mean, so a float32 channel
@@ -90,20 +93,8 @@ fn elements(rows: usize, channels: usize) -> Result<usize, KernelError> {
         })
 }
 
-fn check_channel_range(begin: usize, end: usize, channels: usize) -> Result<(), KernelError> {
-    if begin <= end && end <= channels {
-        Ok(())
-    } else {
-        Err(KernelError::InvalidChannelRange {
-            begin,
-            end,
-            channels,
-        })
-    }
-}
-
-/// The part of a forward plan for channels `[begin, end)`:
-/// each plane holds `end - begin` values.
+/// The forward plan as phase 1 writes it: each plane holds `channels`
+/// values.
 #[derive(Debug)]
 pub struct ForwardPlanMut<'a> {
     /// Mean subtracted from `x`.
@@ -126,7 +117,8 @@ pub struct ForwardPlan<'a> {
     pub offset: &'a [f64],
 }
 
-/// The part of a backward plan for channels `[begin, end)`.
+/// The backward plan as phase 1 writes it: each plane holds `channels`
+/// values.
 #[derive(Debug)]
 pub struct BackwardPlanMut<'a> {
     /// Batch mean, refined to `f64` from `x`.
@@ -159,6 +151,7 @@ pub struct BackwardPlan<'a> {
 const FLUSH_ROWS: usize = 64;
 
 /// Adds `T` partial sums into `f64` ones and clears them.
+#[inline(always)]
 fn flush<T: Real>(total: &mut [f64], partial: &mut [T]) {
     for (t, p) in total.iter_mut().zip(partial.iter_mut()) {
         *t += p.to_f64();
@@ -166,9 +159,11 @@ fn flush<T: Real>(total: &mut [f64], partial: &mut [T]) {
     }
 }
 
-/// Mean and sum of squared deviations (`M2`) of channels `[begin, end)`
-/// over all rows, written to `mean` and `m2` (`end - begin` each).
-fn moments<T: Real>(x: &[T], channels: usize, begin: usize, mean: &mut [f64], m2: &mut [f64]) {
+/// Mean and sum of squared deviations (`M2`) of every channel over the rows
+/// of `x`, written to `mean` and `m2` (`channels` each).
+#[inline(always)]
+fn moments<T: Real>(x: &[T], channels: usize, mean: &mut [f64], m2: &mut [f64]) {
+    let begin = 0;
     let width = mean.len();
     let rows = x.len() / channels;
     let chunk = chunk_rows::<T>(channels);
@@ -228,52 +223,141 @@ fn moments<T: Real>(x: &[T], channels: usize, begin: usize, mean: &mut [f64], m2
     }
 }
 
-/// Training forward, phase 1, for channels `[channel_begin, channel_end)`:
-/// batch mean and inverse standard deviation `1 / sqrt(var + epsilon)`
-/// (biased variance) into `batch_mean` and `batch_inv_std`, and the forward
-/// plan into `plan`. Those outputs hold `channel_end - channel_begin`
-/// values; `x` holds `rows * channels`, `gamma` and `beta` `channels`.
+/// Most blocks the statistics phase cuts the rows into (its partial results
+/// take `blocks * 2 * channels` `f64`s).
+const MAX_STAT_BLOCKS: usize = 16;
+/// Fewest elements a statistics block holds: below that one thread is
+/// faster than two.
+const MIN_STAT_BLOCK_ELEMENTS: usize = 1 << 16;
+
+/// Rows per block of the statistics phase: a fixed cut of the rows that
+/// depends only on `rows` and `channels`, never on the number of threads,
+/// so that every split of the blocks over threads combines to the same bits.
+pub fn stat_block_rows(rows: usize, channels: usize) -> usize {
+    let min_rows = (MIN_STAT_BLOCK_ELEMENTS / channels.max(1)).max(1);
+    min_rows.max(rows.div_ceil(MAX_STAT_BLOCKS))
+}
+
+/// Number of statistics blocks of `rows` rows (0 for no rows).
+pub fn stat_blocks(rows: usize, channels: usize) -> usize {
+    rows.div_ceil(stat_block_rows(rows, channels))
+}
+
+/// Rows `[begin, end)` of statistics block `block`.
+fn stat_block_range(rows: usize, channels: usize, block: usize) -> (usize, usize) {
+    let per = stat_block_rows(rows, channels);
+    ((block * per).min(rows), ((block + 1) * per).min(rows))
+}
+
+/// `f64`s per channel in a block's forward partial: mean and `M2`.
+pub const FORWARD_PARTIAL_PER_CHANNEL: usize = 2;
+/// `f64`s per channel in a block's backward partial: the sums of `dy`,
+/// `dy * d` and `d`, with `d = x - batch_mean`.
+pub const BACKWARD_PARTIAL_PER_CHANNEL: usize = 3;
+
+fn check_block_range(begin: usize, end: usize, blocks: usize) -> Result<(), KernelError> {
+    if begin <= end && end <= blocks {
+        Ok(())
+    } else {
+        Err(KernelError::InvalidRowRange {
+            begin,
+            end,
+            rows: blocks,
+        })
+    }
+}
+
+/// Training forward, phase 1a: the moments of statistics blocks `[begin,
+/// end)` of `x` (`rows * channels`), one block's `2 * channels` values
+/// (means, then `M2`s) after another into `partials`, which holds those
+/// blocks only. Each block reads whole rows, contiguously.
+#[inline(always)]
+pub fn forward_partials<T: Real>(
+    partials: &mut [f64],
+    x: &[T],
+    rows: usize,
+    channels: usize,
+    begin: usize,
+    end: usize,
+) -> Result<(), KernelError> {
+    expect_len("x", x.len(), elements(rows, channels)?)?;
+    check_block_range(begin, end, stat_blocks(rows, channels))?;
+    let per_block = FORWARD_PARTIAL_PER_CHANNEL * channels;
+    expect_len("partials", partials.len(), (end - begin) * per_block)?;
+    if channels == 0 {
+        return Ok(());
+    }
+    for (block, partial) in (begin..end).zip(partials.chunks_exact_mut(per_block)) {
+        let (first, last) = stat_block_range(rows, channels, block);
+        let (mean, m2) = partial.split_at_mut(channels);
+        moments(&x[first * channels..last * channels], channels, mean, m2);
+    }
+    Ok(())
+}
+
+/// Training forward, phase 1b: merges every block's moments in block order
+/// (Chan, Golub & LeVeque) into the batch mean and inverse standard
+/// deviation `1 / sqrt(var + epsilon)` (biased variance) and the forward
+/// plan. `partials` holds `stat_blocks(rows, channels)` blocks from
+/// [`forward_partials`]; `gamma`, `beta`, `batch_mean`, `batch_inv_std` and
+/// each plan plane hold `channels` values.
 #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-pub fn forward_stats<T: Real>(
+pub fn forward_finish<T: Real>(
     batch_mean: &mut [T],
     batch_inv_std: &mut [T],
     plan: ForwardPlanMut<'_>,
-    x: &[T],
+    partials: &[f64],
     gamma: &[T],
     beta: &[T],
     rows: usize,
     channels: usize,
-    channel_begin: usize,
-    channel_end: usize,
     epsilon: f64,
 ) -> Result<(), KernelError> {
     check_epsilon(epsilon)?;
-    expect_len("x", x.len(), elements(rows, channels)?)?;
-    expect_len("gamma", gamma.len(), channels)?;
-    expect_len("beta", beta.len(), channels)?;
-    check_channel_range(channel_begin, channel_end, channels)?;
-    let width = channel_end - channel_begin;
-    expect_len("batch_mean", batch_mean.len(), width)?;
-    expect_len("batch_inv_std", batch_inv_std.len(), width)?;
-    expect_len("plan.mean", plan.mean.len(), width)?;
-    expect_len("plan.scale", plan.scale.len(), width)?;
-    expect_len("plan.offset", plan.offset.len(), width)?;
+    let blocks = stat_blocks(rows, channels);
+    let per_block = FORWARD_PARTIAL_PER_CHANNEL * channels;
+    expect_len("partials", partials.len(), blocks * per_block)?;
+    for (what, len) in [
+        ("gamma", gamma.len()),
+        ("beta", beta.len()),
+        ("batch_mean", batch_mean.len()),
+        ("batch_inv_std", batch_inv_std.len()),
+        ("plan.mean", plan.mean.len()),
+        ("plan.scale", plan.scale.len()),
+        ("plan.offset", plan.offset.len()),
+    ] {
+        expect_len(what, len, channels)?;
+    }
     if rows == 0 {
         return Err(KernelError::EmptyBatch);
     }
-    if width == 0 {
-        return Ok(());
-    }
     // plan.scale holds M2 until it is turned into the scale below.
-    moments(x, channels, channel_begin, plan.mean, plan.scale);
+    let (mean, m2) = (&mut *plan.mean, &mut *plan.scale);
+    let mut seen = 0.0f64;
+    for (block, partial) in partials.chunks_exact(per_block.max(1)).enumerate() {
+        let (first, last) = stat_block_range(rows, channels, block);
+        let count = (last - first) as f64;
+        let (block_mean, block_m2) = partial.split_at(channels);
+        let total = seen + count;
+        let (w_new, w_cross) = (count / total, seen * count / total);
+        for j in 0..channels {
+            if seen == 0.0 {
+                (mean[j], m2[j]) = (block_mean[j], block_m2[j]);
+            } else {
+                let delta = block_mean[j] - mean[j];
+                mean[j] += delta * w_new;
+                m2[j] += block_m2[j] + delta * delta * w_cross;
+            }
+        }
+        seen = total;
+    }
     let n = rows as f64;
-    let range = channel_begin..channel_end;
-    for (j, (&g, &b)) in gamma[range.clone()].iter().zip(&beta[range]).enumerate() {
+    for j in 0..channels {
         let inv = 1.0 / (plan.scale[j] / n + epsilon).sqrt();
         batch_mean[j] = T::from_f64(plan.mean[j]);
         batch_inv_std[j] = T::from_f64(inv);
-        plan.scale[j] = g.to_f64() * inv;
-        plan.offset[j] = b.to_f64();
+        plan.scale[j] = gamma[j].to_f64() * inv;
+        plan.offset[j] = beta[j].to_f64();
     }
     Ok(())
 }
@@ -289,7 +373,7 @@ fn check_row_block(
     if channels == 0 {
         return expect_len("rows * channels", out, 0);
     }
-    if out % channels != 0 {
+    if !out.is_multiple_of(channels) {
         return Err(KernelError::LengthMismatch {
             what: "rows * channels",
             got: out,
@@ -302,6 +386,7 @@ fn check_row_block(
 /// Phase 2 of the training forward on whole rows:
 /// `y = (x - mean) * scale + offset`, in `f64`, rounded once. `y` and `x`
 /// hold the same rows of `channels` elements; `plan` covers all channels.
+#[inline(always)]
 pub fn normalize<T: Real>(
     y: &mut [T],
     x: &[T],
@@ -329,97 +414,142 @@ pub fn normalize<T: Real>(
     Ok(())
 }
 
-/// Training backward, phase 1, for channels `[channel_begin,
-/// channel_end)`: `dbeta = sum dy`, `dgamma = sum dy * xhat`, and the
-/// backward plan. `dy`, `x` hold `rows * channels`; `gamma`, `batch_mean`,
-/// `batch_inv_std` hold `channels` (the last two as the forward returned
-/// them); `dgamma`, `dbeta` and the plan planes `channel_end -
-/// channel_begin`.
-///
-/// The batch mean is refined from `x` in `f64` (`mean + sum(x - mean) / N`),
-/// so the rounding of the saved mean to `T` does not leak into `xhat`.
+/// Training backward, phase 1a: for statistics blocks `[begin, end)`, the
+/// per-channel sums of `dy`, `dy * d` and `d` with `d = x - batch_mean`
+/// (the saved mean: `d` is exact or nearly, its rounding relative to itself),
+/// one block's `3 * channels` values after another into `partials`. `dy`
+/// and `x` hold `rows * channels`, `batch_mean` `channels`.
+#[inline(always)]
 #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-pub fn backward_stats<T: Real>(
+pub fn backward_partials<T: Real>(
+    partials: &mut [f64],
+    dy: &[T],
+    x: &[T],
+    batch_mean: &[T],
+    rows: usize,
+    channels: usize,
+    begin: usize,
+    end: usize,
+) -> Result<(), KernelError> {
+    let n_elements = elements(rows, channels)?;
+    expect_len("dy", dy.len(), n_elements)?;
+    expect_len("x", x.len(), n_elements)?;
+    expect_len("batch_mean", batch_mean.len(), channels)?;
+    check_block_range(begin, end, stat_blocks(rows, channels))?;
+    let per_block = BACKWARD_PARTIAL_PER_CHANNEL * channels;
+    expect_len("partials", partials.len(), (end - begin) * per_block)?;
+    if channels == 0 {
+        return Ok(());
+    }
+    let mut partial = vec![T::ZERO; 3 * channels];
+    for (block, sums) in (begin..end).zip(partials.chunks_exact_mut(per_block)) {
+        let (first, last) = stat_block_range(rows, channels, block);
+        let (dy, x) = (
+            &dy[first * channels..last * channels],
+            &x[first * channels..last * channels],
+        );
+        sums.fill(0.0);
+        let (sum_dy, rest) = sums.split_at_mut(channels);
+        let (sum_dyd, sum_d) = rest.split_at_mut(channels);
+        let (p_dy, rest) = partial.split_at_mut(channels);
+        let (p_dyd, p_d) = rest.split_at_mut(channels);
+        let runs = dy
+            .chunks(FLUSH_ROWS * channels)
+            .zip(x.chunks(FLUSH_ROWS * channels));
+        for (dy_run, x_run) in runs {
+            for (dy_row, x_row) in dy_run
+                .chunks_exact(channels)
+                .zip(x_run.chunks_exact(channels))
+            {
+                let (dy_row, x_row, saved) = (
+                    &dy_row[..channels],
+                    &x_row[..channels],
+                    &batch_mean[..channels],
+                );
+                let (p_dy, p_dyd, p_d) = (
+                    &mut p_dy[..channels],
+                    &mut p_dyd[..channels],
+                    &mut p_d[..channels],
+                );
+                for j in 0..channels {
+                    let (g, d) = (dy_row[j], x_row[j] - saved[j]);
+                    p_dy[j] += g;
+                    p_dyd[j] += g * d;
+                    p_d[j] += d;
+                }
+            }
+            flush(sum_dy, p_dy);
+            flush(sum_dyd, p_dyd);
+            flush(sum_d, p_d);
+        }
+    }
+    Ok(())
+}
+
+/// Training backward, phase 1b: adds the blocks' sums in block order into
+/// `dbeta = sum dy`, `dgamma = sum dy * xhat` and the backward plan.
+/// `partials` holds `stat_blocks(rows, channels)` blocks from
+/// [`backward_partials`]; `gamma`, `batch_mean`, `batch_inv_std` (as the
+/// forward returned them), `dgamma`, `dbeta` and each plan plane hold
+/// `channels` values.
+///
+/// The batch mean is refined in `f64` (`mean + sum(x - mean) / N`), so the
+/// rounding of the saved mean to `T` does not leak into `xhat`.
+#[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
+pub fn backward_finish<T: Real>(
     dgamma: &mut [T],
     dbeta: &mut [T],
     plan: BackwardPlanMut<'_>,
-    dy: &[T],
-    x: &[T],
+    partials: &[f64],
     gamma: &[T],
     batch_mean: &[T],
     batch_inv_std: &[T],
     rows: usize,
     channels: usize,
-    channel_begin: usize,
-    channel_end: usize,
 ) -> Result<(), KernelError> {
-    let n_elements = elements(rows, channels)?;
-    expect_len("dy", dy.len(), n_elements)?;
-    expect_len("x", x.len(), n_elements)?;
-    expect_len("gamma", gamma.len(), channels)?;
-    expect_len("batch_mean", batch_mean.len(), channels)?;
-    expect_len("batch_inv_std", batch_inv_std.len(), channels)?;
-    check_channel_range(channel_begin, channel_end, channels)?;
-    let width = channel_end - channel_begin;
-    expect_len("dgamma", dgamma.len(), width)?;
-    expect_len("dbeta", dbeta.len(), width)?;
-    expect_len("plan.mean", plan.mean.len(), width)?;
-    expect_len("plan.dy_scale", plan.dy_scale.len(), width)?;
-    expect_len("plan.x_scale", plan.x_scale.len(), width)?;
-    expect_len("plan.bias", plan.bias.len(), width)?;
+    let blocks = stat_blocks(rows, channels);
+    let per_block = BACKWARD_PARTIAL_PER_CHANNEL * channels;
+    expect_len("partials", partials.len(), blocks * per_block)?;
+    for (what, len) in [
+        ("gamma", gamma.len()),
+        ("batch_mean", batch_mean.len()),
+        ("batch_inv_std", batch_inv_std.len()),
+        ("dgamma", dgamma.len()),
+        ("dbeta", dbeta.len()),
+        ("plan.mean", plan.mean.len()),
+        ("plan.dy_scale", plan.dy_scale.len()),
+        ("plan.x_scale", plan.x_scale.len()),
+        ("plan.bias", plan.bias.len()),
+    ] {
+        expect_len(what, len, channels)?;
+    }
     if rows == 0 {
         return Err(KernelError::EmptyBatch);
     }
-    if width == 0 {
-        return Ok(());
-    }
-    let range = channel_begin..channel_end;
-    // Sums over rows, with d = x - saved_mean (exact or nearly: the saved
-    // mean is close to every x of a well-conditioned channel, and the
-    // difference's rounding is relative to itself):
-    // dy_scale <- sum dy, x_scale <- sum dy * d, bias <- sum d.
-    for (m, &saved) in plan.mean.iter_mut().zip(&batch_mean[range.clone()]) {
-        *m = saved.to_f64();
-    }
+    // dy_scale <- sum dy, x_scale <- sum dy * d, bias <- sum d, block by
+    // block in order.
     plan.dy_scale.fill(0.0);
     plan.x_scale.fill(0.0);
     plan.bias.fill(0.0);
-    let saved = &batch_mean[range.clone()];
-    let mut partial = vec![T::ZERO; 3 * width];
-    let (p_dy, rest) = partial.split_at_mut(width);
-    let (p_dyd, p_d) = rest.split_at_mut(width);
-    let runs = dy
-        .chunks(FLUSH_ROWS * channels)
-        .zip(x.chunks(FLUSH_ROWS * channels));
-    for (dy_run, x_run) in runs {
-        for (dy_row, x_row) in dy_run
-            .chunks_exact(channels)
-            .zip(x_run.chunks_exact(channels))
-        {
-            let (dy_row, x_row) = (&dy_row[range.clone()], &x_row[range.clone()]);
-            let (p_dy, p_dyd, p_d) = (&mut p_dy[..width], &mut p_dyd[..width], &mut p_d[..width]);
-            for j in 0..width {
-                let (g, d) = (dy_row[j], x_row[j] - saved[j]);
-                p_dy[j] += g;
-                p_dyd[j] += g * d;
-                p_d[j] += d;
-            }
+    for partial in partials.chunks_exact(per_block.max(1)) {
+        let (sum_dy, rest) = partial.split_at(channels);
+        let (sum_dyd, sum_d) = rest.split_at(channels);
+        for j in 0..channels {
+            plan.dy_scale[j] += sum_dy[j];
+            plan.x_scale[j] += sum_dyd[j];
+            plan.bias[j] += sum_d[j];
         }
-        flush(plan.dy_scale, p_dy);
-        flush(plan.x_scale, p_dyd);
-        flush(plan.bias, p_d);
     }
     let n = rows as f64;
-    for j in 0..width {
-        let c = channel_begin + j;
+    for j in 0..channels {
         let (sum_dy, sum_dyd, sum_d) = (plan.dy_scale[j], plan.x_scale[j], plan.bias[j]);
         let residual = sum_d / n;
-        let inv = batch_inv_std[c].to_f64();
-        let g = gamma[c].to_f64();
+        let inv = batch_inv_std[j].to_f64();
+        let g = gamma[j].to_f64();
         let dgamma_f64 = (sum_dyd - residual * sum_dy) * inv;
         dbeta[j] = T::from_f64(sum_dy);
         dgamma[j] = T::from_f64(dgamma_f64);
-        plan.mean[j] += residual;
+        plan.mean[j] = batch_mean[j].to_f64() + residual;
         plan.dy_scale[j] = g * inv;
         plan.x_scale[j] = -g * inv * inv * dgamma_f64 / n;
         plan.bias[j] = -g * inv * sum_dy / n;
@@ -430,6 +560,7 @@ pub fn backward_stats<T: Real>(
 /// Phase 2 of the backward on whole rows:
 /// `dx = a*dy + b*(x - mean) + c`, in `f64`, rounded once. `dx`, `dy`, `x`
 /// hold the same rows of `channels` elements; `plan` covers all channels.
+#[inline(always)]
 pub fn backward_apply<T: Real>(
     dx: &mut [T],
     dy: &[T],
@@ -466,4 +597,99 @@ pub fn backward_apply<T: Real>(
         }
     }
     Ok(())
+}
+
+/// Copies of the row loops (phase 1a and phase 2) compiled for wider SIMD,
+/// chosen at run time by the C ABI. Each lane of a vector is another
+/// channel or element and every sum still runs in row order, so the results
+/// are the baseline's, bit for bit (IEEE operations, no FMA).
+#[cfg(target_arch = "x86_64")]
+pub mod wide {
+    use super::{
+        BackwardPlan, ForwardPlan, KernelError, Real, backward_apply, backward_partials,
+        forward_partials, normalize,
+    };
+
+    macro_rules! isa_copies {
+        ($feature:literal, $fwd:ident, $norm:ident, $bwd:ident, $apply:ident) => {
+            /// [`forward_partials`] for this instruction set.
+            ///
+            /// # Safety
+            /// Call only on a CPU that has it (`is_x86_feature_detected!`).
+            #[target_feature(enable = $feature)]
+            pub fn $fwd<T: Real>(
+                partials: &mut [f64],
+                x: &[T],
+                rows: usize,
+                channels: usize,
+                begin: usize,
+                end: usize,
+            ) -> Result<(), KernelError> {
+                forward_partials(partials, x, rows, channels, begin, end)
+            }
+
+            /// [`normalize`] for this instruction set.
+            ///
+            /// # Safety
+            /// As above.
+            #[target_feature(enable = $feature)]
+            pub fn $norm<T: Real>(
+                y: &mut [T],
+                x: &[T],
+                channels: usize,
+                plan: ForwardPlan<'_>,
+            ) -> Result<(), KernelError> {
+                normalize(y, x, channels, plan)
+            }
+
+            /// [`backward_partials`] for this instruction set.
+            ///
+            /// # Safety
+            /// As above.
+            #[target_feature(enable = $feature)]
+            #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
+            pub fn $bwd<T: Real>(
+                partials: &mut [f64],
+                dy: &[T],
+                x: &[T],
+                batch_mean: &[T],
+                rows: usize,
+                channels: usize,
+                begin: usize,
+                end: usize,
+            ) -> Result<(), KernelError> {
+                backward_partials(partials, dy, x, batch_mean, rows, channels, begin, end)
+            }
+
+            /// [`backward_apply`] for this instruction set.
+            ///
+            /// # Safety
+            /// As above.
+            #[target_feature(enable = $feature)]
+            pub fn $apply<T: Real>(
+                dx: &mut [T],
+                dy: &[T],
+                x: &[T],
+                channels: usize,
+                plan: BackwardPlan<'_>,
+            ) -> Result<(), KernelError> {
+                backward_apply(dx, dy, x, channels, plan)
+            }
+        };
+    }
+
+    isa_copies!(
+        "avx2",
+        forward_partials_avx2,
+        normalize_avx2,
+        backward_partials_avx2,
+        backward_apply_avx2
+    );
+    isa_copies!(
+        "avx512f",
+        forward_partials_avx512,
+        normalize_avx512,
+        backward_partials_avx512,
+        backward_apply_avx512
+    );
 }
