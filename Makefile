@@ -107,6 +107,7 @@ bench: build
 	$(PYENV) $(PY) benchmarks/bench_adagrad_swap.py
 	$(PYENV) $(PY) benchmarks/bench_local_batch_norm.py
 	$(PYENV) $(PY) benchmarks/bench_train_step.py
+	$(PYENV) $(PY) benchmarks/bench_simulate.py
 
 clean:
 	cargo clean

@@ -9,7 +9,8 @@ so the best possible AUC (the oracle's) is known.
 `load(spec)` understands:
 
 - `synthetic` (the default, embedded): a drifting CTR stream, see
-  `synthetic_stream`;
+  `synthetic_stream`; `synthetic:KEY=VALUE,...` sets how it drifts (the
+  fields of `Drift`, e.g. `synthetic:frequent=0.3,interests=0.1`);
 - `movielens:PATH`: a MovieLens `ratings.csv` (userId, movieId, rating,
   timestamp; rating >= 4 is a click), split into periods of equal size in
   time order; genres are used when `movies.csv` sits beside it;
@@ -79,28 +80,108 @@ def _split(x, y, periods: int) -> list[Period]:
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class Drift:
+    """How fast each effect of the synthetic stream changes, per period.
+
+    Each drifting effect `e` (of stationary spread `sigma`) is renewed by a
+    fraction `d` of itself between periods, `e <- sqrt(1 - d^2) * e + d *
+    sigma * noise`: 0 keeps it fixed, 1 draws it anew; its marginal spread
+    stays `sigma` however long the stream (a plain random walk would grow
+    without bound over hundreds of periods). Per period it moves by about
+    `d * sigma`.
+
+    Attributes:
+        items: Every released item's popularity (sigma 1) and click bias
+            (sigma 0.8): the long tail turns over.
+        frequent: The frequent features: the 24 hours' and the categories'
+            click biases (sigma 0.4 and 0.5) and the click bias of the
+            period's `popular_items` most popular items. The features every
+            batch holds, whose Adagrad accumulators grow fastest.
+        interests: The users' 4-dimensional interest vectors (sigma 0.5).
+        new_items: Items released every period, entering near the top of
+            the popularity ranking.
+        popular_items: How many of the most popular items `frequent`
+            moves.
+    """
+
+    items: float = 0.5
+    frequent: float = 0.0
+    interests: float = 0.0
+    new_items: int = 100
+    popular_items: int = 20
+
+    def check(self) -> None:
+        """Raises `ValueError` for a value out of its domain."""
+        for name in ("items", "frequent", "interests"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"drift {name} must be in [0, 1], got {value}")
+        for name in ("new_items", "popular_items"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value}")
+
+    @classmethod
+    def parse(cls, text: str) -> Drift:
+        """`"frequent=0.3,interests=0.1"` (the fields, comma-separated; the
+        others keep their defaults)."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        values: dict = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or key not in fields:
+                raise ValueError(
+                    f"synthetic stream parameter {item!r}: use KEY=VALUE with KEY "
+                    f"in {', '.join(fields)}"
+                )
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"{key}={value!r} is not a number") from None
+            if fields[key] in (int, "int"):
+                if not number.is_integer():
+                    raise ValueError(f"{key} must be a whole number >= 0, got {value}")
+                number = int(number)
+            values[key] = number
+        drift = cls(**values)
+        drift.check()
+        return drift
+
+
+def _renew(rng, effect: np.ndarray, fraction: float, sigma: float) -> np.ndarray:
+    """`effect` renewed by `fraction` around spread `sigma` (see `Drift`)."""
+    if fraction == 0.0:
+        return effect
+    noise = rng.normal(0.0, sigma, effect.shape)
+    return np.sqrt(1.0 - fraction**2) * effect + fraction * noise
+
+
 def synthetic_stream(
     periods: int = 12,
     samples: int = 8192,
     users: int = 2000,
     items: int = 1000,
-    new_items: int = 100,
     categories: int = 40,
-    drift: float = 0.5,
+    drift: Drift | None = None,
     seed: int = 0,
     buckets: int = DEFAULT_BUCKETS,
 ) -> Stream:
     """A drifting CTR stream with known click probabilities.
 
     Fields: user, item, item category, hour of day. Users and items are
-    drawn with power-law frequencies; `new_items` items appear every period
-    and enter near the top of the popularity ranking; between periods each
-    item's popularity and click bias drift (a random walk of step
-    `drift`). The click logit is
+    drawn with power-law frequencies; `drift.new_items` items appear every
+    period and enter near the top of the popularity ranking; between
+    periods the effects `drift` names change (default: the items'
+    popularity and click bias, `Drift()`). The click logit is
     `bias + user_bias + item_bias + category_bias + hour_bias + <u, v>`
     with 4-dimensional user and item vectors.
     """
+    drift = drift or Drift()
+    drift.check()
     rng = np.random.default_rng(seed)
+    new_items = drift.new_items
     total_items = items + new_items * periods
     user_bias = rng.normal(0.0, 0.6, users)
     item_bias = rng.normal(0.0, 0.8, total_items)
@@ -120,9 +201,16 @@ def synthetic_stream(
         if d > 0:
             fresh = slice(released - new_items, released)
             score[fresh] = rng.normal(1.0, 0.5, new_items)  # new and hot
-            score[:released] += rng.normal(0.0, drift, released)
-            item_bias[:released] += rng.normal(0.0, drift, released)
+            old = slice(0, released - new_items)
+            score[old] = _renew(rng, score[old], drift.items, 1.0)
+            item_bias[:released] = _renew(rng, item_bias[:released], drift.items, 0.8)
+            hour_bias = _renew(rng, hour_bias, drift.frequent, 0.4)
+            category_bias = _renew(rng, category_bias, drift.frequent, 0.5)
+            user_vec = _renew(rng, user_vec, drift.interests, 0.5)
         order = np.argsort(-score[:released])
+        if d > 0 and drift.frequent > 0 and drift.popular_items > 0:
+            top = order[: drift.popular_items]
+            item_bias[top] = _renew(rng, item_bias[top], drift.frequent, 0.8)
         item_p = np.zeros(released)
         item_p[order] = 1.0 / np.arange(1, released + 1) ** 1.1
         item_p /= item_p.sum()
@@ -268,8 +356,7 @@ def criteo_stream(
                 integers = [_criteo_integer(parts[1 + j]) for j in range(13)]
             except ValueError:
                 raise ValueError(
-                    f"{path} line {number}: the label and I1..I13 must be "
-                    "numbers"
+                    f"{path} line {number}: the label and I1..I13 must be numbers"
                 ) from None
             for j in range(13):
                 columns[j].append(integers[j])
@@ -291,11 +378,14 @@ def criteo_stream(
 
 
 def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stream:
-    """A stream from its command-line spec: `synthetic`, `movielens:PATH`
-    or `criteo:PATH`. `periods` defaults to 12 (synthetic) or 10."""
+    """A stream from its command-line spec: `synthetic[:KEY=VALUE,...]`
+    (`Drift`'s fields), `movielens:PATH` or `criteo:PATH`. `periods`
+    defaults to 12 (synthetic) or 10."""
     kind, _, path = spec.partition(":")
     if kind == "synthetic":
-        return synthetic_stream(periods=periods or 12, seed=seed, **kwargs)
+        return synthetic_stream(
+            periods=periods or 12, drift=Drift.parse(path), seed=seed, **kwargs
+        )
     if kind in ("movielens", "criteo"):
         if not path:
             raise ValueError(f"--data {kind}:PATH needs a path")

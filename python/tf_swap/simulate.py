@@ -15,13 +15,13 @@ from tf_swap.jobs.simulate import (
     main,
     run,
 )
-from tf_swap.jobs.simulation import SimConfig, Simulator, simulate
+from tf_swap.jobs.simulation import SimConfig, Simulation, simulate
 
 __all__ = [
     "DEFAULT_VARIANTS",
     "DEFAULT_WORKERS",
     "SimConfig",
-    "Simulator",
+    "Simulation",
     "add_parser",
     "format_period_tables",
     "format_staleness",

@@ -185,12 +185,19 @@ def learning_rate(lr, dtype, staleness: Staleness | None = None) -> tf.Tensor:
     return tf.cast(lr64 * staleness.scale, dtype)
 
 
+def step_rate(lr, dtype, settings: SwapSettings, staleness: Staleness | None):
+    """The learning rate a step applies to variables of `dtype`: `lr`
+    converted (and scaled by the staleness when the settings use it).
+    Computed once per step and dtype, shared by the step's variables."""
+    return learning_rate(lr, dtype, staleness if settings.uses_staleness else None)
+
+
 def apply_swap(
     variable,
     accumulator,
     power,
     gradient,
-    lr,
+    rate,
     step,
     settings: SwapSettings,
     staleness: Staleness | None = None,
@@ -203,10 +210,11 @@ def apply_swap(
             (variables or resource handles).
         gradient: A dense gradient, a `tf.IndexedSlices`, or the rows of a
             sparse gradient when `indices` is given.
-        lr: The learning rate (a Python number or a tensor).
+        rate: This step's learning rate in the variable's dtype
+            (`step_rate`).
         step: The 1-based step number of this update (int64).
         settings: The `SwapSettings`.
-        staleness: This step's `Staleness`, or `None` (a fresh step).
+        staleness: This step's `Staleness` (its `drop` decides), or `None`.
         indices: Row indices of a sparse `gradient` given as its rows.
 
     Returns:
@@ -215,10 +223,6 @@ def apply_swap(
     """
     if isinstance(gradient, tf.IndexedSlices):
         gradient, indices = gradient.values, gradient.indices
-    dtype = tf.as_dtype(variable.dtype).base_dtype
-    if dtype == tf.resource:
-        dtype = gradient.dtype
-    rate = learning_rate(lr, dtype, staleness if settings.uses_staleness else None)
     hyper = dict(
         decay_rate=settings.decay_rate,
         decay_period=settings.decay_period,

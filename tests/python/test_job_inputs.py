@@ -60,6 +60,10 @@ CASES = [
     (["--sync-period", "0"], ["--sync-period"]),
     (["--samples-per-period", "0"], ["--samples-per-period"]),
     (["--periods", "x"], ["invalid int value"]),
+    (["--data", "synthetic:bogus=1"], ["bogus", "KEY=VALUE"]),
+    (["--data", "synthetic:frequent=2"], ["frequent", "[0, 1]"]),
+    (["--data", "synthetic:frequent=x"], ["'x'", "not a number"]),
+    (["--data", "synthetic:new_items=1.5"], ["new_items", "whole number"]),
 ]
 TRAIN_ONLY = [
     (["--workers", "0"], ["--workers"]),
@@ -76,6 +80,14 @@ SIMULATE_ONLY = [
     (["--workers", "0"], ["--workers", ">= 1"]),
     (["--workers", "two"], ["--workers", "whole numbers"]),
     (["--speed-sigma", "-1"], ["--speed-sigma"]),
+    (["--seeds", "0"], ["--seeds", ">= 1"]),
+    (["--lr-grid", "a,b"], ["--lr-grid", "numbers"]),
+    (["--lr-grid", "0.1,0"], ["--lr-grid", "> 0"]),
+    (["--protocol", "best"], ["--protocol", "invalid choice"]),
+    (
+        ["--protocol", "tuned", "--periods", "2", "--samples-per-period", "64"],
+        ["--protocol tuned needs at least 3 periods"],
+    ),
 ]
 
 

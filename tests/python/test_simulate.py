@@ -1,9 +1,11 @@
 """The asynchronous parameter-server simulator (`tf_swap.simulate`).
 
-One worker must reproduce plain sequential training bit for bit; a
-deterministic schedule must give the staleness `W - 1`; a worker's gradient
-must come from the parameters it read, not from the ones it applies to; and
-a tiny run must write its files.
+The engine runs a precomputed schedule inside `tf.while_loop`s with a ring
+of in-flight gradients; it is checked against plain eager references: one
+worker is sequential training bit for bit, and any schedule equals an
+event-by-event replay in Python (each worker's gradient taken on the
+parameters at its read, its Local BN statistics its own). The schedule is a
+pure function whose staleness follows the worker speeds.
 """
 
 import json
@@ -14,8 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_swap import data, simulate, train
-from tf_swap.models import build_ctr_model
+from tf_swap import data, simulate
+from tf_swap.jobs.experiment import make_model, make_optimizer
+from tf_swap.jobs.schedule import make_schedule
+from tf_swap.keras import LocalBatchNormalization
 
 BATCH = 32
 
@@ -23,6 +27,11 @@ BATCH = 32
 @pytest.fixture(scope="module")
 def stream():
     return data.synthetic_stream(periods=3, samples=512, buckets=1 << 10, seed=1)
+
+
+@pytest.fixture(scope="module")
+def batches(stream):
+    return simulate.stream_batches(stream, BATCH, 0)
 
 
 def _config(**kwargs):
@@ -33,160 +42,165 @@ def _steps_per_period(stream):
     return len(stream.periods[0].y) // BATCH
 
 
-def _reference(variant, stream, config):
-    """The model and optimizer a simulator of `variant` starts from."""
-    base, k = simulate.parse_variant(variant)
-    tconfig = train.Config(
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        decay_rate=config.decay_rate,
-        staleness_exponent=k if k is not None else config.staleness_exponent,
-        embedding_dim=config.embedding_dim,
-        hidden=config.hidden,
-        seed=config.seed,
+def _simulated(variant, stream, batches, schedule, config):
+    workers = len(schedule.first)
+    sim = simulate.Simulation(
+        variant, stream, batches, workers, _steps_per_period(stream), config
     )
-    model = build_ctr_model(
-        len(stream.fields),
-        stream.buckets,
-        embedding_dim=config.embedding_dim,
-        hidden=config.hidden,
-        batch_norm=train.VARIANTS[base][2],
-        seed=config.seed,
-    )
-    optimizer = train.make_optimizer(base, tconfig, _steps_per_period(stream))
+    result = sim.run(stream, batches, schedule)
+    return sim, result
+
+
+def _start(variant, stream, config):
+    model = make_model(variant, stream, config)
+    optimizer = make_optimizer(variant, config, _steps_per_period(stream))
     optimizer.build(model.trainable_variables)
     return model, optimizer
 
 
-def _gradients(model, x, y):
+def _gradient_fn(model):
     loss_fn = keras.losses.BinaryCrossentropy()
-    with tf.GradientTape() as tape:
-        loss = loss_fn(y, model(x, training=True))
-    return tape.gradient(loss, model.trainable_variables)
+
+    @tf.function
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    return gradients
+
+
+def _replay(
+    variant, stream, batches, schedule, config, at_apply=False, shared_bn=False
+):
+    """The schedule replayed event by event in Python: worker `w`'s gradient
+    is taken when it reads (or, `at_apply`, when it applies: the wrong
+    semantics, to show the comparison can fail), with its own Local BN
+    statistics swapped into the layers (unless `shared_bn`)."""
+    model, optimizer = _start(variant, stream, config)
+    gradients = _gradient_fn(model)
+    layers = [ly for ly in model.layers if isinstance(ly, LocalBatchNormalization)]
+    local = [
+        v for ly in layers for v in (ly.local_mean, ly.local_variance, ly.local_steps)
+    ]
+    initial = [v.numpy() for v in local]
+    state = {}
+    pending = {}
+    xs, ys, _ = batches
+
+    def read(w, b):
+        if at_apply:
+            pending[w] = b
+            return
+        if not shared_bn:
+            for v, value in zip(local, state.get(w, initial), strict=True):
+                v.assign(value)
+        pending[w] = gradients(tf.constant(xs[b]), tf.constant(ys[b]))
+        state[w] = [v.numpy() for v in local]
+
+    for w, b in enumerate(schedule.first):
+        read(w, int(b))
+    for k, w in enumerate(schedule.worker):
+        grads = pending.pop(int(w))
+        if at_apply:
+            grads = gradients(tf.constant(xs[grads]), tf.constant(ys[grads]))
+        pairs = zip(grads, model.trainable_variables, strict=True)
+        optimizer.apply_gradients(pairs, read_step=int(schedule.t_read[k]))
+        if schedule.next[k] >= 0:
+            read(int(w), int(schedule.next[k]))
+    return model
+
+
+def _max_difference(a, b):
+    return max(
+        float(np.max(np.abs(x.numpy() - y.numpy())))
+        for x, y in zip(a.weights, b.weights, strict=True)
+    )
 
 
 @pytest.mark.parametrize("variant", ["adagrad", "swap+stale+lbn"])
-def test_one_worker_is_sequential_training(stream, variant):
+def test_one_worker_is_sequential_training(stream, batches, variant):
     config = _config()
-    batches = simulate.stream_batches(stream, BATCH, config.seed)
-    sim = simulate.Simulator(
-        variant,
-        len(stream.fields),
-        stream.buckets,
-        1,
-        _steps_per_period(stream),
-        config,
-    )
-    taus = []
-    sim.run(stream, batches, on_apply=lambda w, tau: taus.append(tau))
-    assert taus == [0] * len(batches[0])
+    schedule = make_schedule(len(batches[0]), 1)
+    sim, result = _simulated(variant, stream, batches, schedule, config)
+    assert result["taus"].tolist() == [0] * len(batches[0])
 
-    model, optimizer = _reference(variant, stream, config)
-
-    @tf.function
-    def step(x, y):
-        grads = _gradients(model, x, y)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-
+    model, optimizer = _start(variant, stream, config)
+    gradients = _gradient_fn(model)
     for x, y in zip(batches[0], batches[1], strict=True):
-        step(tf.constant(x), tf.constant(y))
+        grads = gradients(tf.constant(x), tf.constant(y))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
     assert int(optimizer.iterations.numpy()) == len(batches[0])
-    names = [w.path for w in model.weights]
-    assert names == [w.path for w in sim.model.weights]
+    assert [w.path for w in model.weights] == [w.path for w in sim.model.weights]
     for ref, got in zip(model.weights, sim.model.weights, strict=True):
         np.testing.assert_array_equal(got.numpy(), ref.numpy(), err_msg=ref.path)
 
 
+@pytest.mark.parametrize("variant", ["swap+stale", "swap+stale+lbn"])
+def test_engine_equals_the_event_replay(stream, batches, variant):
+    config = _config(speed_sigma=0.5, jitter_sigma=0.3)
+    schedule = make_schedule(len(batches[0]), 5, 0.5, 0.3, seed=3)
+    assert len(set(schedule.staleness.tolist())) > 2
+    sim, result = _simulated(variant, stream, batches, schedule, config)
+    assert result["updates"] == len(batches[0])
+    reference = _replay(variant, stream, batches, schedule, config)
+    for ref, got in zip(reference.weights, sim.model.weights, strict=True):
+        np.testing.assert_allclose(
+            got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6, err_msg=ref.path
+        )
+    # The comparison tells the semantics apart: gradients taken at apply
+    # time, or Local BN statistics shared by the workers, end elsewhere.
+    wrong = _replay(variant, stream, batches, schedule, config, at_apply=True)
+    assert _max_difference(wrong, sim.model) > 1e-4
+    if variant.endswith("+lbn"):
+        shared = _replay(variant, stream, batches, schedule, config, shared_bn=True)
+        assert _max_difference(shared, sim.model) > 1e-4
+
+
 @pytest.mark.parametrize("workers", [2, 5])
-def test_equal_speeds_give_staleness_workers_minus_one(stream, workers):
-    config = _config(speed_sigma=0.0, jitter_sigma=0.0)
-    batches = simulate.stream_batches(stream, BATCH, config.seed)
-    sim = simulate.Simulator(
-        "swap+stale", len(stream.fields), stream.buckets, workers, 16, config
-    )
-    seen = []
-    result = sim.run(stream, batches, on_apply=lambda w, tau: seen.append((w, tau)))
-    taus = [tau for _, tau in seen]
-    n = len(batches[0])
-    assert len(taus) == n == result["updates"]
+def test_equal_speeds_give_staleness_workers_minus_one(workers):
+    n = 40
+    schedule = make_schedule(n, workers, speed_sigma=0.0, jitter_sigma=0.0)
+    taus = schedule.staleness.tolist()
     # Warm-up: every worker read at step 0; then a round robin.
     assert taus[:workers] == list(range(workers))
     assert taus[workers:] == [workers - 1] * (n - workers)
-    assert [w for w, _ in seen] == [i % workers for i in range(n)]
-    assert list(result["taus"]) == taus
-    assert int(sim.optimizer.iterations.numpy()) == n
+    assert schedule.worker.tolist() == [i % workers for i in range(n)]
+    assert schedule.batch.tolist() == list(range(n))
+    assert schedule.next.tolist() == [*range(workers, n), *[-1] * workers]
 
 
-def test_varying_speeds_give_varying_staleness(stream):
-    config = _config(speed_sigma=0.5, jitter_sigma=0.3)
-    batches = simulate.stream_batches(stream, BATCH, config.seed)
-    sim = simulate.Simulator(
-        "adagrad", len(stream.fields), stream.buckets, 4, 16, config
+def test_schedule_is_a_pure_function():
+    a = make_schedule(500, 7, 0.5, 0.2, seed=4)
+    b = make_schedule(500, 7, 0.5, 0.2, seed=4)
+    c = make_schedule(500, 7, 0.5, 0.2, seed=5)
+    for name in ("first", "worker", "batch", "t_read", "next", "seconds_per_batch"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.worker, c.worker)
+    # Every batch is applied once, after it was read.
+    assert sorted(a.batch.tolist()) == list(range(500))
+    assert np.all(a.staleness >= 0)
+
+
+def test_staleness_follows_the_worker_speeds():
+    """A worker of mean batch time `m_i` applies `1 / m_i` updates per unit
+    of time; during one of its batches the others apply `m_i * sum_j 1 /
+    m_j - 1` updates: its mean staleness. Over all updates the mean is
+    `W - 1` (Little's law), whatever the speeds."""
+    workers, n = 8, 40_000
+    schedule = make_schedule(n, workers, speed_sigma=0.6, jitter_sigma=0.2, seed=2)
+    m = schedule.seconds_per_batch
+    assert m.max() / m.min() > 2
+    taus = schedule.staleness[workers:]
+    who = schedule.worker[workers:]
+    assert abs(taus.mean() - (workers - 1)) < 0.05 * workers
+    expected = m * np.sum(1.0 / m) - 1
+    measured = np.array([taus[who == w].mean() for w in range(workers)])
+    np.testing.assert_allclose(measured, expected, rtol=0.05)
+    counts = np.bincount(who, minlength=workers)
+    np.testing.assert_allclose(
+        counts / counts.sum(), (1 / m) / np.sum(1 / m), rtol=0.05
     )
-    taus = sim.run(stream, batches)["taus"]
-    steady = taus[4:]
-    assert len(set(steady.tolist())) > 1
-    summary = simulate.staleness_summary(taus)
-    assert summary["max"] == taus.max() and summary["p50"] <= summary["p99"]
-
-
-def test_gradient_uses_the_parameters_read(stream):
-    """A worker reads, another update changes the rows it read and a dense
-    weight, then it applies: its gradient must be the one of the old
-    values."""
-    config = _config()
-    x = tf.constant(stream.periods[0].x[:BATCH])
-    y = tf.constant(stream.periods[0].y[:BATCH, None])
-    sim = simulate.Simulator("swap", len(stream.fields), stream.buckets, 2, 16, config)
-    rows = stream.periods[0].x[:BATCH] + np.arange(len(stream.fields)) * stream.buckets
-    rows = np.unique(rows.ravel())
-
-    def change(model):
-        emb = model.get_layer("embeddings").embeddings
-        emb.assign(
-            tf.tensor_scatter_nd_add(emb, rows[:, None], tf.ones([len(rows), 8]))
-        )
-        dense = model.get_layer("dense_0").kernel
-        dense.assign(dense * 2.0)
-
-    inflight = sim.read(0, x, y)
-    change(sim.model)  # what the workers ahead of this one did
-    assert sim.apply(inflight) == 0  # nothing else was applied in between
-
-    # Reference: the gradient of the old parameters, applied to the new ones.
-    old, old_opt = _reference("swap", stream, config)
-    grads = _gradients(old, x, y)
-    change(old)
-    old_opt.apply_gradients(zip(grads, old.trainable_variables, strict=True))
-    # What a read at apply time would give instead.
-    new, new_opt = _reference("swap", stream, config)
-    change(new)
-    grads = _gradients(new, x, y)
-    new_opt.apply_gradients(zip(grads, new.trainable_variables, strict=True))
-
-    pairs = zip(old.trainable_variables, sim.model.trainable_variables, strict=True)
-    for ref, got in pairs:
-        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-7)
-    emb = sim.model.get_layer("embeddings").embeddings.numpy()[rows]
-    emb_new = new.get_layer("embeddings").embeddings.numpy()[rows]
-    assert np.abs(emb - emb_new).max() > 1e-4
-
-
-def test_local_bn_statistics_are_per_worker(stream):
-    config = _config(speed_sigma=0.0, jitter_sigma=0.0)
-    sim = simulate.Simulator(
-        "swap+lbn", len(stream.fields), stream.buckets, 3, 16, config
-    )
-    x = stream.periods[0].x[: 2 * BATCH]
-    y = stream.periods[0].y[: 2 * BATCH, None]
-    sim.read(1, tf.constant(x[:BATCH]), tf.constant(y[:BATCH]))
-    sim.read(1, tf.constant(x[BATCH:]), tf.constant(y[BATCH:]))
-    assert sim.bn_steps.tolist() == [[0, 0], [2, 2], [0, 0]]
-    assert np.all(sim.bn_stats[0] == sim.bn_stats[2])
-    assert not np.allclose(sim.bn_stats[1], sim.bn_stats[0])
-    # sync_period=1: worker 1 published its own statistics.
-    bn = sim.model.get_layer("bn_0")
-    np.testing.assert_array_equal(bn.moving_mean.numpy(), sim.bn_stats[1][:16])
 
 
 def test_tiny_run_writes_files(tmp_path):
@@ -212,6 +226,7 @@ def test_tiny_run_writes_files(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["workers"] == [1, 3]
     assert metrics["updates_per_run"] == 2 * (256 // 32)
+    assert metrics["seconds_per_update"] > 0
     for name in ("adagrad", "swap+stale+lbn@1"):
         run = metrics["runs"][name]
         assert run["workers"] == [1, 3]
@@ -229,6 +244,7 @@ def test_tiny_run_writes_files(tmp_path):
         ["--optimizers", "swap@2"],
         ["--workers", "0"],
         ["--workers", "a"],
+        ["--speed-sigma", "-1"],
     ],
 )
 def test_bad_flags(argv, tmp_path):

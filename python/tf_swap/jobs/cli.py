@@ -26,16 +26,26 @@ def parser_for(name: str, description: str, subparsers=None) -> ArgumentParser:
     return subparsers.add_parser(name, description=description)
 
 
-def add_data_arguments(parser, samples_per_period: int) -> None:
+def add_data_arguments(
+    parser, samples_per_period: int, synthetic_periods: int = 12
+) -> None:
     """`--data`, `--periods`, `--samples-per-period`, `--seed`."""
     parser.add_argument(
         "--data",
         default="synthetic",
-        help="synthetic (default), movielens:PATH or criteo:PATH",
+        help=(
+            "synthetic[:KEY=VALUE,...] (default; KEY: items, frequent, interests "
+            "(drift rates in [0, 1]), new_items, popular_items), movielens:PATH "
+            "or criteo:PATH"
+        ),
     )
     parser.add_argument(
-        "--periods", type=int, default=None, help="default: 12 synthetic, 10 files"
+        "--periods",
+        type=int,
+        default=None,
+        help=f"default: {synthetic_periods} synthetic, 10 files",
     )
+    parser.set_defaults(synthetic_periods=synthetic_periods)
     parser.add_argument(
         "--samples-per-period",
         type=int,
@@ -76,6 +86,20 @@ def add_config_arguments(parser, defaults: Config, variants_default: str) -> Non
     parser.add_argument("--no-progress", action="store_true")
 
 
+def add_seeds_argument(parser, default: int) -> None:
+    """`--seeds`: how many seeds each variant (cell) runs."""
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=default,
+        help=(
+            "seeds per variant, --seed, --seed + 1, ... (stream if synthetic, "
+            "batch order, initialisation); >= 2 gives 95%% confidence intervals "
+            "(default %(default)s)"
+        ),
+    )
+
+
 def config_from(args, defaults: Config) -> Config:
     """The `Config` the flags give (checked)."""
     import dataclasses
@@ -95,8 +119,9 @@ def config_from(args, defaults: Config) -> Config:
     return config
 
 
-def load_stream(args):
-    """The stream `--data` names, or `InputError` naming what is wrong."""
+def load_stream(args, seed: int | None = None):
+    """The stream `--data` names (generated with `seed`, default `--seed`,
+    if synthetic), or `InputError` naming what is wrong."""
     from tf_swap import data
 
     if args.periods is not None and args.periods < 2:
@@ -109,11 +134,30 @@ def load_stream(args):
             f"--samples-per-period must be >= 1, got {args.samples_per_period}"
         )
     try:
+        synthetic = args.data.partition(":")[0] == "synthetic"
+        periods = args.periods or (args.synthetic_periods if synthetic else None)
         return data.load_for_job(
-            args.data, args.periods, args.seed, args.samples_per_period
+            args.data,
+            periods,
+            args.seed if seed is None else seed,
+            args.samples_per_period,
         )
     except (OSError, ValueError) as error:
         raise InputError(f"--data: {_one_line(error)}") from error
+
+
+def stream_source(args, stream):
+    """What the engines take as their stream: for synthetic data a function
+    of the seed (each seed draws its own stream; `stream`, already loaded,
+    is `--seed`'s), else `stream` itself (a file is the same for every
+    seed)."""
+    if args.data.partition(":")[0] != "synthetic":
+        return stream
+
+    def stream_of(seed: int):
+        return stream if seed == args.seed else load_stream(args, seed)
+
+    return stream_of
 
 
 def _one_line(error: BaseException) -> str:

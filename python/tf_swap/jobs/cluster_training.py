@@ -65,10 +65,12 @@ class Checkpointing:
     resume: bool = False
     max_restarts: int = 3
 
-    def for_variant(self, variant: str) -> str | None:
+    def for_variant(self, variant: str, seed: int | None = None) -> str | None:
+        """`DIRECTORY/VARIANT`, or `DIRECTORY/VARIANT/seed_SEED`."""
         if self.directory is None:
             return None
-        return os.path.join(self.directory, variant.replace("@", "_at_"))
+        path = os.path.join(self.directory, variant.replace("@", "_at_"))
+        return path if seed is None else os.path.join(path, f"seed_{seed}")
 
 
 def default_checkpoint_every(stream, batch_size: int) -> int:
@@ -205,6 +207,7 @@ def train_variant(
     progress_bar=None,
     saved_model_dir: str | None = None,
     report=None,
+    seed_directory: bool = False,
 ) -> dict:
     """Trains one variant over the stream on `cluster` (a `LocalCluster`,
     restarted on failure, or an `ExistingCluster`); returns its metrics.
@@ -212,7 +215,9 @@ def train_variant(
     `on_step(variant, step)` is called on the coordinator after each step is
     scheduled (tests kill tasks from it). `report(line)` receives the
     user-facing lines about restarts. With `saved_model_dir`, the final
-    model is exported for serving to `saved_model_dir/VARIANT`.
+    model is exported for serving to `saved_model_dir/VARIANT`. With
+    `seed_directory`, checkpoints go to `VARIANT/seed_SEED` (one run of
+    several seeds).
 
     Raises:
         TrainingFailed: a task failed and no checkpoint (or no restart)
@@ -223,7 +228,9 @@ def train_variant(
     from tf_swap.keras import ShardedEmbedding
 
     checkpointing = checkpointing or Checkpointing()
-    directory = checkpointing.for_variant(variant)
+    directory = checkpointing.for_variant(
+        variant, config.seed if seed_directory else None
+    )
     every = checkpointing.every or default_checkpoint_every(stream, config.batch_size)
     if directory is not None:
         os.makedirs(directory, exist_ok=True)

@@ -103,23 +103,18 @@ class Config:
 def make_optimizer(variant: str, config: Config, decay_period: int):
     """The Keras 3 optimizer of a variant (`name@K` sets the staleness
     exponent)."""
-    import keras
-
     from tf_swap.keras import AdagradSwap
-    from tf_swap.keras.adagrad_swap import make_increments_atomic
 
     base, k = parse_variant(variant)
     kind = VARIANTS[base]
-    if kind.optimizer == "adagrad":
-        optimizer = keras.optimizers.Adagrad(config.learning_rate)
-        # Keras advances `iterations` by a read and a write, which loses
-        # steps when workers apply concurrently; the global step (and the
-        # staleness reported) must count every step, as AdagradSwap's does.
-        make_increments_atomic(optimizer.iterations)
-        return optimizer
+    # `adagrad` is Adagrad-SWAP with decay rate 1 (SPEC: plain Adagrad):
+    # the baseline differs from `swap` by the discount alone, and, like TF's
+    # sparse Adagrad, sums a batch's repeated ids before the update (Keras 3's
+    # Adagrad instead writes its whole accumulator for a sparse gradient,
+    # 3x slower, and squares each repeat separately).
     return AdagradSwap(
         config.learning_rate,
-        decay_rate=config.decay_rate,
+        decay_rate=config.decay_rate if kind.optimizer == "swap" else 1.0,
         decay_period=decay_period,
         staleness_exponent=(k or config.staleness_exponent) if kind.stale else None,
         max_staleness=config.max_staleness if kind.stale else None,

@@ -36,21 +36,34 @@ def staleness_summary(taus) -> dict:
 
 def period_auc_table(metrics: dict) -> str:
     """The cluster job's per-period AUC table (period d is evaluated after
-    training on d - 1), with a mean row."""
+    training on d - 1), `mean ± 95% CI` over the seeds, with a mean row."""
+    from tf_swap.jobs.protocol import format_ci
+
     names = list(metrics["runs"])
+    runs = metrics["runs"]
     oracle = metrics.get("oracle_auc")
-    head = ["period", *(["oracle"] if oracle else []), *names]
+    seeds = len(metrics.get("seeds", [0]))
+    band = f" (± 95% CI, {seeds} seeds)" if seeds > 1 else ""
+    head = ["period", *(["oracle"] if oracle else []), *(f"{n}{band}" for n in names)]
     rows = []
     for i, period in enumerate(metrics["evaluated_periods"]):
         cells = [str(period)]
         if oracle:
             cells.append(f"{oracle[i]:.4f}")
-        cells += [f"{metrics['runs'][n]['auc'][i]:.4f}" for n in names]
+        for n in names:
+            half = runs[n].get("auc_ci", [None] * len(runs[n]["auc"]))[i]
+            cells.append(format_ci(runs[n]["auc"][i], half))
         rows.append(cells)
     mean = ["mean"]
     if oracle:
         mean.append(f"{np.mean(oracle):.4f}")
-    mean += [f"{np.mean(metrics['runs'][n]['auc']):.4f}" for n in names]
+    for n in names:
+        mean.append(
+            format_ci(
+                runs[n].get("mean_auc", np.mean(runs[n]["auc"])),
+                runs[n].get("mean_auc_ci"),
+            )
+        )
     rows.append(mean)
     return markdown(head, rows)
 
@@ -63,7 +76,8 @@ def plot_period_auc(metrics: dict, path: str) -> None:
     if metrics.get("oracle_auc"):
         ax.plot(periods, metrics["oracle_auc"], "k--", label="oracle")
     for name, run in metrics["runs"].items():
-        ax.plot(periods, run["auc"], marker="o", label=name)
+        errors = [h or 0.0 for h in run.get("auc_ci", [None] * len(periods))]
+        ax.errorbar(periods, run["auc"], yerr=errors, marker="o", capsize=3, label=name)
     ax.set_xlabel("period (trained on the ones before)")
     ax.set_ylabel("AUC")
     ax.set_title(f"{metrics['data']}: {metrics['workers']} workers, {metrics['ps']} PS")
@@ -74,34 +88,71 @@ def plot_period_auc(metrics: dict, path: str) -> None:
     plt.close(fig)
 
 
-def workers_table(metrics: dict) -> str:
-    """The simulator's AUC against workers: `final / mean` AUC per
-    (workers, variant)."""
+def _cell(values) -> str:
+    from tf_swap.jobs.protocol import format_ci, mean_ci
+
+    return format_ci(*mean_ci(values))
+
+
+def workers_table(metrics: dict, key: str = "seed_mean_auc") -> str:
+    """The simulator's AUC against workers, `mean ± 95% CI` over seeds per
+    (workers, variant): `key` "seed_mean_auc" (mean over the reported
+    periods) or "seed_auc" (the last period)."""
     names = list(metrics["runs"])
-    rows = []
-    for i, w in enumerate(metrics["workers"]):
-        rows.append(
-            [str(w)]
-            + [
-                f"{metrics['runs'][n]['auc'][i]:.4f} / "
-                f"{metrics['runs'][n]['mean_auc'][i]:.4f}"
-                for n in names
-            ]
-        )
+    rows = [
+        [str(w), *(_cell(metrics["runs"][n][key][i]) for n in names)]
+        for i, w in enumerate(metrics["workers"])
+    ]
     return markdown(["workers", *names], rows)
 
 
+def paired_differences(metrics: dict, name: str, baseline: str, i: int) -> list[float]:
+    """Per seed, `name`'s mean reported AUC minus `baseline`'s at the
+    `i`-th worker count (the same seed is the same stream and schedule)."""
+    runs = metrics["runs"]
+    return [
+        a - b
+        for a, b in zip(
+            runs[name]["seed_mean_auc"][i],
+            runs[baseline]["seed_mean_auc"][i],
+            strict=True,
+        )
+    ]
+
+
+def differences_table(metrics: dict) -> str:
+    """Each variant minus the first one (the baseline), paired by seed:
+    `mean ± 95% CI` per worker count."""
+    names = list(metrics["runs"])
+    baseline, others = names[0], names[1:]
+    rows = [
+        [str(w), *(_cell(paired_differences(metrics, n, baseline, i)) for n in others)]
+        for i, w in enumerate(metrics["workers"])
+    ]
+    return markdown(["workers", *(f"{n} - {baseline}" for n in others)], rows)
+
+
+def thirds(periods: list[int]) -> list[tuple[int, int]]:
+    """Index ranges `[a, b)` splitting `periods` into (up to) three runs."""
+    bounds = np.linspace(0, len(periods), min(3, len(periods)) + 1).astype(int)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 def period_tables(metrics: dict) -> str:
-    """One per-period AUC table per variant (columns: workers)."""
-    out = []
-    for name, run in metrics["runs"].items():
-        head = ["period", *(f"W={w}" for w in run["workers"])]
-        rows = [
-            [str(p)] + [f"{aucs[i]:.4f}" for aucs in run["period_auc"]]
-            for i, p in enumerate(metrics["evaluated_periods"])
-        ]
-        out.append(f"{name}:\n" + markdown(head, rows))
-    return "\n\n".join(out)
+    """Mean AUC by thirds of the reported periods, `mean ± 95% CI` over
+    seeds, one row per (workers, third)."""
+    names = list(metrics["runs"])
+    periods = metrics["evaluated_periods"]
+    rows = []
+    for i, w in enumerate(metrics["workers"]):
+        for a, b in thirds(periods):
+            label = f"W={w} periods {periods[a]}-{periods[b - 1]}"
+            cells = []
+            for n in names:
+                per_seed = metrics["runs"][n]["seed_period_auc"][i]
+                cells.append(_cell([np.mean(aucs[a:b]) for aucs in per_seed]))
+            rows.append([label, *cells])
+    return markdown(["", *names], rows)
 
 
 def staleness_table(metrics: dict) -> str:
@@ -117,25 +168,123 @@ def staleness_table(metrics: dict) -> str:
     return markdown(["workers", *(f"{n} tau mean/p50/p99" for n in names)], rows)
 
 
+def tuning_table(metrics: dict) -> str:
+    """`--protocol tuned`: each variant's dev AUC per learning rate (mean
+    over seeds), the chosen one starred."""
+    tuning = metrics["tuning"]
+    names = list(tuning["dev_mean_auc"])
+    rows = []
+    for j, lr in enumerate(tuning["grid"]):
+        cells = [f"{lr:g}"]
+        for n in names:
+            star = "*" if metrics["learning_rates"][n] == lr else ""
+            cells.append(_cell(tuning["dev_mean_auc"][n][j]) + star)
+        rows.append(cells)
+    return markdown(["learning rate", *names], rows)
+
+
+def simulation_report(metrics: dict) -> str:
+    """Everything the simulator prints after a run."""
+    seeds = len(metrics["seeds"])
+    periods = metrics["evaluated_periods"]
+    band = (
+        f"mean ± 95% CI over {seeds} seeds"
+        if seeds > 1
+        else "one seed, no interval: --seeds 3 gives 95% CIs"
+    )
+    split = "test periods" if metrics["protocol"] == "tuned" else "evaluated periods"
+    parts = []
+    if metrics["tuning"]:
+        dev = metrics["tuning"]["dev_periods"]
+        parts.append(
+            f"Learning rate per variant (--protocol tuned): dev AUC, 1 worker, "
+            f"periods {dev[0]}-{dev[-1]}; * chosen:\n" + tuning_table(metrics)
+        )
+    else:
+        parts.append(
+            f"Learning rate {metrics['config']['learning_rate']:g} for every variant "
+            "(--protocol fixed)."
+        )
+    parts.append(
+        f"Mean AUC over the {split} {periods[0]}-{periods[-1]} ({band}):\n"
+        + workers_table(metrics)
+    )
+    if len(metrics["runs"]) > 1:
+        parts.append(
+            "Difference in mean AUC, paired by seed:\n" + differences_table(metrics)
+        )
+    parts.append(
+        f"AUC of the last period, {periods[-1]}:\n" + workers_table(metrics, "seed_auc")
+    )
+    parts.append("Mean AUC by thirds of the periods:\n" + period_tables(metrics))
+    parts.append(staleness_table(metrics))
+    return "\n\n".join(parts)
+
+
 def plot_auc_vs_workers(metrics: dict, path: str) -> None:
-    """Final (solid) and mean (dashed) AUC against workers, log x axis."""
+    """Mean AUC over the reported periods against workers (log x axis), one
+    line per variant, error bars the 95% CI over seeds."""
+    from tf_swap.jobs.protocol import mean_ci
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, run in metrics["runs"].items():
-        (line,) = ax.plot(run["workers"], run["auc"], marker="o", label=name)
-        ax.plot(
+        stats = [mean_ci(v) for v in run["seed_mean_auc"]]
+        means = [m for m, _ in stats]
+        errors = [h or 0.0 for _, h in stats]
+        ax.errorbar(
             run["workers"],
-            run["mean_auc"],
-            marker=".",
-            linestyle="--",
-            color=line.get_color(),
-            label=f"{name} (mean over periods)",
+            means,
+            yerr=errors,
+            marker="o",
+            capsize=3,
+            label=f"{name} (lr {run['learning_rate']:g})",
         )
     ax.set_xscale("log")
     ax.set_xlabel("simulated workers")
-    ax.set_ylabel("AUC (solid: last period)")
-    ax.set_title(f"{metrics['data']}: AUC vs asynchronous workers")
+    seeds = len(metrics["seeds"])
+    ax.set_ylabel("mean AUC" + (f" ± 95% CI ({seeds} seeds)" if seeds > 1 else ""))
+    periods = metrics["evaluated_periods"]
+    ax.set_title(
+        f"{metrics['data']}: AUC vs asynchronous workers, periods "
+        f"{periods[0]}-{periods[-1]}"
+    )
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_gain_vs_budget(metrics: dict, path: str) -> None:
+    """Per period, each variant's AUC minus the first variant's (paired by
+    seed, 95% CI band) at the first worker count, against the step-budget
+    ratio `sqrt(n * (1 - decay_rate))` after `n` trained periods: how much
+    larger SWAP's per-period step budget is than Adagrad's."""
+    from tf_swap.jobs.protocol import mean_ci
+
+    plt = _pyplot()
+    names = list(metrics["runs"])
+    baseline = names[0]
+    rho = metrics["config"]["decay_rate"]
+    n = np.asarray(metrics["evaluated_periods"]) - 1  # periods trained on
+    x = np.sqrt(n * (1.0 - rho))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    base = np.asarray(metrics["runs"][baseline]["seed_period_auc"][0])
+    for name in names[1:]:
+        gains = np.asarray(metrics["runs"][name]["seed_period_auc"][0]) - base
+        stats = [mean_ci(gains[:, j]) for j in range(gains.shape[1])]
+        mean = np.array([m for m, _ in stats])
+        half = np.array([h or 0.0 for _, h in stats])
+        (line,) = ax.plot(x, mean, label=f"{name} - {baseline}")
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xlabel(f"step-budget ratio sqrt(n (1 - {rho:g})), n = periods trained")
+    ax.set_ylabel("AUC gain, paired by seed")
+    ax.set_title(
+        f"{metrics['data']}: gain per period at {metrics['workers'][0]} worker(s)"
+    )
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -17,17 +17,32 @@ import argparse
 
 from tf_swap.jobs import cli, reporting
 from tf_swap.jobs.experiment import InputError, parse_variants
+from tf_swap.jobs.protocol import (
+    LEARNING_RATE_GRID,
+    PROTOCOLS,
+    dev_periods,
+    parse_grid,
+    seeds,
+)
 from tf_swap.jobs.simulation import SimConfig, simulate
 
 DEFAULT_WORKERS = "1,16,128,1024,3000"
 DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
+# 49 trained periods of 3072 batches of 32: 150,528 updates per run, 50
+# per worker at 3000 workers.
+DEFAULT_PERIODS = 50
+DEFAULT_SAMPLES_PER_PERIOD = 98304
 
 
 def add_parser(subparsers=None) -> argparse.ArgumentParser:
     """The `simulate` command's parser (a subcommand if `subparsers` given)."""
     d = SimConfig()
     parser = cli.parser_for("simulate", __doc__.split("\n\n")[0], subparsers)
-    cli.add_data_arguments(parser, samples_per_period=24576)
+    cli.add_data_arguments(
+        parser,
+        samples_per_period=DEFAULT_SAMPLES_PER_PERIOD,
+        synthetic_periods=DEFAULT_PERIODS,
+    )
     parser.add_argument(
         "--workers",
         default=DEFAULT_WORKERS,
@@ -46,6 +61,23 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         type=float,
         default=d.jitter_sigma,
         help="log-normal sigma of each batch's time around its worker's mean",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="fixed",
+        help=(
+            "fixed: --learning-rate for every variant, every period reported; "
+            "tuned: each variant's rate chosen from --lr-grid on the first "
+            "quarter of the periods at 1 worker, the rest reported (default "
+            "%(default)s)"
+        ),
+    )
+    cli.add_seeds_argument(parser, default=1)
+    parser.add_argument(
+        "--lr-grid",
+        default=",".join(str(v) for v in LEARNING_RATE_GRID),
+        help="learning rates --protocol tuned chooses from (default %(default)s)",
     )
     parser.set_defaults(func=run)
     return parser
@@ -74,37 +106,44 @@ def run(args: argparse.Namespace) -> int:
         jitter_sigma=args.jitter_sigma,
     )
     config.check()
+    grid = parse_grid(args.lr_grid)
+    seed_list = seeds(args.seed, args.seeds)
     stream = cli.load_stream(args)
+    if args.protocol == "tuned":
+        dev_periods(len(stream.periods))
+
     print(
         f"tf_swap.simulate: {stream.name}, {len(stream.periods)} periods of "
         f"~{len(stream.periods[0].y)} samples, batch {config.batch_size}, "
-        f"workers {workers}, variants {', '.join(variants)}",
+        f"workers {workers}, variants {', '.join(variants)}, protocol "
+        f"{args.protocol}, {args.seeds} seed(s)",
         flush=True,
     )
     with cli.Output(args.out, "simulate") as output:
         metrics = simulate(
-            stream,
+            cli.stream_source(args, stream),
             variants,
             workers,
             config,
+            protocol=args.protocol,
+            seeds=seed_list,
+            grid=grid,
             progress=config.progress,
             console=output.console,
         )
         metrics_path = output.write_json("metrics.json", metrics)
-        plot = output.path("auc_vs_workers.png")
-        with output.commit(plot) as tmp:
-            reporting.plot_auc_vs_workers(metrics, tmp)
+        plots = {"auc_vs_workers.png": reporting.plot_auc_vs_workers}
+        if len(variants) > 1:
+            plots["gain_vs_budget.png"] = reporting.plot_gain_vs_budget
+        for name, draw in plots.items():
+            with output.commit(output.path(name)) as tmp:
+                draw(metrics, tmp)
     print()
-    print("AUC (last period / mean over periods):")
-    print(reporting.workers_table(metrics))
-    print()
-    print(reporting.period_tables(metrics))
-    print()
-    print(reporting.staleness_table(metrics))
+    print(reporting.simulation_report(metrics))
     print(
         f"\n{metrics['updates_per_run']} updates per run, "
         f"{metrics['seconds_per_update'] * 1e3:.2f} ms per simulated update "
-        f"(incl. evaluation); wrote {metrics_path} and {plot} in "
+        f"(incl. evaluation); wrote {metrics_path} and {', '.join(plots)} in "
         f"{metrics['seconds']} s"
     )
     return 0

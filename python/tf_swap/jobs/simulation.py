@@ -1,93 +1,110 @@
 """A single-process simulator of asynchronous parameter-server training with
-1 to thousands of workers, on tf_swap's real optimizers and kernels.
+1 to thousands of workers, on tf_swap's real optimizers, ops and layers.
 
 The engine of `python -m tf_swap.simulate` (or `tf-swap-simulate`): it
-trains the CTR model of `tf_swap.models` on a stream of `tf_swap.data` (the sources of
-`tf_swap.train`) as `W` asynchronous workers sharing one parameter server
-would, for every (optimizer, `W`) pair, and tabulates AUC against `W`.
+trains the CTR model of `tf_swap.models` on a stream of `tf_swap.data` as
+`W` asynchronous workers sharing one parameter server would.
 
-How the simulation works (an event queue, not a delayed-gradient shortcut):
+How (an event simulation, not a delayed-gradient shortcut):
 
-- The stream's batches (`--batch-size`, shuffled per period as
-  `tf_swap.train` does) are handed out in order to whichever worker starts
-  next. All workers start at time 0, in turn (worker 0 first).
-- When a worker starts a batch it reads what it needs from the parameter
-  server at the current global step `t_read`: the embedding rows of its
-  batch and the dense weights. Its gradient is a deterministic function of
-  that snapshot and the batch, so the simulator computes it right then (one
-  `tf.function` call) and keeps only the gradient: the gathered rows'
-  gradient (`[batch * fields, dim]` values + indices) and the dense
-  gradients, the same number of floats as the snapshot itself. Memory is
-  therefore bounded by `W` in-flight gradients of fixed size (about 25 kB
-  each with the defaults), never `W` copies of the model.
-- Each batch takes the worker a random time: worker `i` has a mean batch
-  time drawn once from a log-normal of sigma `--speed-sigma`, and each batch
-  multiplies it by a log-normal jitter of sigma `--jitter-sigma` (both 0:
-  all batches take exactly 1, a deterministic round robin). A heap keyed by
-  finish time (ties by start order) pops the next gradient to arrive; it is
-  applied through the real optimizer (`keras.optimizers.Adagrad`, or
-  `tf_swap.keras.AdagradSwap` and its ops
-  `resource_{sparse_,}apply_adagrad_swap`) at global step `t_apply`, after
-  every update that arrived before it, with `read_step=t_read`, so
-  staleness normalization sees `tau = t_apply - t_read`. The worker then
-  immediately reads for its next batch (the apply and the next read are
-  fused into one `tf.function` call to halve the per-update overhead).
-  With equal speeds the steady-state staleness is exactly `W - 1`.
-- Batch normalization. Keras `BatchNormalization` (the `adagrad` and
-  `swap` variants) has one shared set of moving statistics, updated by each
+- The schedule first (`tf_swap.jobs.schedule`): which worker applies which
+  batch at which global step and when each read happens depends only on
+  the number of batches, `W`, the worker speeds and the seed, never on the
+  model.
+- Then the schedule runs inside the graph, many events per `tf.function`
+  call (a `tf.while_loop` over a slice of it, one iteration per event).
+  Event `k` applies worker `w`'s in-flight gradient through the real
+  optimizer (`tf_swap.keras.AdagradSwap` and its ops; `adagrad` is it with
+  `decay_rate=1`, plain Adagrad by the SPEC) at global step `k`, with
+  `read_step=t_read`, so staleness normalization sees `tau = k - t_read`;
+  then worker `w` reads its next batch at step `k + 1`: its gradient is
+  computed right then, on the parameters as they are at that step, i.e. on
+  what it read (a worker's gradient is a function of the values it read
+  and its batch), and kept until its own event. So the state is bounded by
+  `W` in-flight gradients of fixed size, never `W` copies of the model: a
+  ring of `W` slots, preallocated (per embedding table `[W, rows, dim]`
+  values and `[W, rows]` indices of its sparse gradient; the dense
+  gradients of a worker packed in one row of `[W, D]`), written and read
+  by worker id with scatters and gathers of one slot.
+- Batch normalization. Keras `BatchNormalization` (the `adagrad` and `swap`
+  variants) has one shared set of moving statistics, updated by each
   worker's forward pass at read time, as on a parameter server. Local BN
-  (`+lbn`): every simulated worker owns its local statistics (`local_mean`,
-  `local_variance`, `local_steps` of each `LocalBatchNormalization` layer),
-  kept in NumPy arrays of shape `[W, C]`; before a worker's forward pass
-  they are loaded into the (single) layer's local variables, the real layer
-  runs (normalizing with the batch's statistics, updating the local ones
-  and publishing them to the shared `moving_*` every `--sync-period` of
-  *that worker's* steps), and they are stored back. The layer cannot be
-  instantiated once per worker (3000 copies of the model), hence this
-  swap-in/swap-out; the arithmetic is the layer's own.
-- Evaluation, streaming-style (no pause of the workers): the AUC of period
-  `d + 1` is computed on the shared parameters just before the first update
-  computed on period `d + 1` data is applied (so no evaluated sample has
-  been trained on; period-`d` updates still in flight are not in it). The
-  last period is evaluated after the in-flight updates are drained.
+  (`+lbn`): every worker owns its local statistics, kept in a `[W, 2C]`
+  variable (every layer's local means and variances in one row) and a
+  `[W, layers]` one (their step counts); before worker `w`'s forward pass
+  its row is gathered into the (single) layers' local variables, the real
+  layers run (normalizing with the batch's statistics, updating the local
+  ones, publishing to the shared `moving_*` every `sync_period` of that
+  worker's own steps), and the row is scattered back. The arithmetic is the
+  layer's own.
+- Evaluation, streaming-style: the AUC of period `d + 1` is computed on the
+  shared parameters just before the first update computed on period-`d + 1`
+  data is applied (no evaluated sample has been trained on); the last
+  period after the in-flight updates are drained.
+
+With one worker this is sequential training (the same values, bit for bit);
+with equal speeds the staleness is `W - 1` once every worker has read.
 
 Variants are those of `tf_swap.train` (`adagrad`, `swap`, `swap+stale`,
 `swap+lbn`, `swap+stale+lbn`), optionally with `@K` to set the staleness
 exponent, e.g. `swap+stale+lbn@1`.
 
+Seeds and protocol (`tf_swap.jobs.protocol`): every (variant, `W`) cell
+runs once per seed (stream, batch order, initialisation and schedule);
+`--protocol tuned` first picks each variant's learning rate on the dev
+periods at one worker and reports the test periods only.
+
 Outputs, in `--out`:
 
 - `metrics.json`:
-  `{"data", "periods", "evaluated_periods", "oracle_auc", "workers",
+  `{"data", "periods", "samples_per_period", "protocol", "seeds",
+  "learning_rates": {VARIANT: lr}, "tuning": null | {"grid",
+  "dev_periods", "dev_mean_auc": {VARIANT: [[per seed] per lr]}},
+  "evaluated_periods" (the reported ones, 1-based), "oracle_auc", "workers",
   "config", "seconds", "updates_per_run", "seconds_per_update",
-  "runs": {VARIANT: {"workers": [W...], "auc": [final AUC per W],
-  "mean_auc": [mean over evaluated periods per W],
-  "period_auc": [[AUC per evaluated period] per W],
-  "staleness": [{"mean", "p50", "p99", "max"} per W],
-  "updates": [...], "dropped_updates": [...], "seconds": [...]}}}`
-  (lists indexed like `workers`; "final" is the last evaluated period).
-- `auc_vs_workers.png`: final and mean AUC against workers (log x axis), one
-  line per variant.
-
-A table of final / mean AUC per (variant, workers), the per-period AUC and
-the staleness observed are printed at the end; a tqdm bar shows progress.
+  "runs": {VARIANT: {"workers": [W...], "learning_rate",
+  "auc" / "auc_ci": [last reported period's AUC, mean over seeds / 95% CI
+  half-width (null with one seed), per W],
+  "mean_auc" / "mean_auc_ci": [the same for the mean over the reported
+  periods], "seed_auc", "seed_mean_auc": [[per seed] per W],
+  "period_auc": [[per reported period, mean over seeds] per W],
+  "seed_period_auc": [[[per period] per seed] per W],
+  "staleness": [{"mean", "p50", "p99", "max"} per W, over all seeds],
+  "updates": [...], "dropped_updates": [...], "seconds": [...]}}}`.
+  `seconds_per_update` is the simulation's wall time (evaluation
+  included) over the updates simulated.
+- `auc_vs_workers.png`: mean AUC against workers (log x axis), one line
+  per variant, error bars the 95% CI over seeds.
+- `gain_vs_budget.png` (two variants or more): per period, each variant's
+  AUC minus the first's at the first worker count, paired by seed, against
+  the step-budget ratio `sqrt(n * (1 - decay_rate))`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import sys
 import time
 
+import numpy as np
+
 from tf_swap.jobs.experiment import (
-    VARIANTS,
     Config,
+    InputError,
+    make_model,
     make_optimizer,
-    parse_variant,
+    steps_per_period,
     stream_batches,
 )
+from tf_swap.jobs.protocol import (
+    LEARNING_RATE_GRID,
+    PROTOCOLS,
+    best_learning_rate,
+    dev_periods,
+    mean_ci,
+)
 from tf_swap.jobs.reporting import staleness_summary
+from tf_swap.jobs.schedule import make_schedule
 
 
 @dataclasses.dataclass
@@ -101,208 +118,196 @@ class SimConfig(Config):
 
     def check(self) -> None:
         super().check()
-        from tf_swap.jobs.experiment import InputError
-
         if self.speed_sigma < 0 or self.jitter_sigma < 0:
             raise InputError("--speed-sigma and --jitter-sigma must be >= 0")
 
 
-class Simulator:
-    """One model + optimizer on the "parameter server", and `workers`
-    simulated workers with their own Local BN statistics.
-
-    `read(worker, x, y)` is a worker starting a batch: it records `t_read`
-    and computes the gradient on the current parameters. `apply(inflight)`
-    applies such a gradient at the current global step. `run()` drives the
-    event queue over a stream.
+class Simulation:
+    """One model and optimizer on the "parameter server" and `workers`
+    simulated workers, run over a `Schedule`.
 
     Args:
-        variant: A `tf_swap.train` variant, optionally `@K`.
-        num_fields: Fields of the stream.
-        buckets: Hash buckets per field.
+        variant: A variant, optionally `@K`.
+        stream: The stream (its fields and buckets size the model).
+        batches: `(x[n, B, F], y[n, B, 1], period[n])` from `stream_batches`.
         workers: Number of simulated workers.
-        steps_per_period: SWAP's `decay_period`.
+        decay_period: SWAP's `decay_period` (steps per period).
         config: The `SimConfig`.
     """
 
-    def __init__(
-        self,
-        variant: str,
-        num_fields: int,
-        buckets: int,
-        workers: int,
-        steps_per_period: int,
-        config: SimConfig,
-    ):
+    def __init__(self, variant, stream, batches, workers, decay_period, config):
         import keras
-        import numpy as np
         import tensorflow as tf
 
         from tf_swap.keras import LocalBatchNormalization
-        from tf_swap.models import build_ctr_model
 
-        base, _ = parse_variant(variant)
-        self.variant = variant
-        self.workers = workers
-        self.config = config
-        self.model = build_ctr_model(
-            num_fields,
-            buckets,
-            embedding_dim=config.embedding_dim,
-            hidden=config.hidden,
-            batch_norm=VARIANTS[base].batch_norm,
-            sync_period=config.sync_period,
-            seed=config.seed,
-        )
+        self.variant, self.workers, self.config = variant, workers, config
+        self.model = make_model(variant, stream, config)
+        self.optimizer = make_optimizer(variant, config, max(1, decay_period))
+        self.variables = list(self.model.trainable_variables)
+        self.optimizer.build(self.variables)
+        has_read_step = hasattr(self.optimizer, "read_step")
+        xs, ys, _ = batches
+        self._x, self._y = tf.constant(xs), tf.constant(ys)
+        rows = xs.shape[1] * xs.shape[2]  # one gathered row per id of a batch
+        tables = {
+            id(w)
+            for layer in self.model.layers
+            if isinstance(layer, keras.layers.Embedding)
+            for w in layer.trainable_weights
+        }
+        self._sparse = [id(v) in tables for v in self.variables]
+        # The ring: per sparse variable `[W, rows, dim]` values and `[W,
+        # rows]` indices; the dense gradients of a worker packed in one row
+        # of `[W, D]` (one gather and one scatter for all of them).
+        self._tables = [
+            (
+                tf.Variable(tf.zeros((workers, rows, *v.shape[1:]), v.dtype)),
+                tf.Variable(tf.zeros((workers, rows), tf.int32)),
+            )
+            for v, sparse in zip(self.variables, self._sparse, strict=True)
+            if sparse
+        ]
+        dense = [
+            v
+            for v, sparse in zip(self.variables, self._sparse, strict=True)
+            if not sparse
+        ]
+        sizes = [int(np.prod(v.shape)) for v in dense]
+        self._dense = tf.Variable(tf.zeros((workers, sum(sizes)), tf.float32))
         self.bn_layers = [
             layer
             for layer in self.model.layers
             if isinstance(layer, LocalBatchNormalization)
         ]
-        self.optimizer = make_optimizer(variant, config, max(1, steps_per_period))
-        self.variables = list(self.model.trainable_variables)
-        self.optimizer.build(self.variables)
-        self.has_read_step = hasattr(self.optimizer, "read_step")
-        self.step = 0  # the global step: updates applied (== iterations)
-        # Per-worker Local BN state, one row per worker: the local means and
-        # variances of every layer concatenated (float32), and their steps.
-        self._bn_sizes = [int(layer.local_mean.shape[0]) for layer in self.bn_layers]
-        stats = np.concatenate(
-            [
-                np.concatenate([layer.local_mean.numpy(), layer.local_variance.numpy()])
-                for layer in self.bn_layers
-            ]
-            or [np.zeros(0, np.float32)]
-        ).astype(np.float32)
-        self.bn_stats = np.repeat(stats[None], workers, axis=0)
-        self.bn_steps = np.zeros((workers, len(self.bn_layers)), np.int64)
+        # Every worker's Local BN state: the layers' local means and
+        # variances in one `[W, 2 * sum(C)]` row, their step counts in `[W,
+        # layers]`.
+        locals_f = [
+            t for ly in self.bn_layers for t in (ly.local_mean, ly.local_variance)
+        ]
+        widths = [int(t.shape[0]) for t in locals_f]
+        init = (
+            tf.concat([tf.convert_to_tensor(t) for t in locals_f], 0)
+            if locals_f
+            else tf.zeros([0])
+        )
+        self._bn_floats = tf.Variable(tf.repeat(init[None], workers, 0))
+        self._bn_steps = tf.Variable(tf.zeros((workers, len(self.bn_layers)), tf.int64))
         loss_fn = keras.losses.BinaryCrossentropy()
-        shapes = [tuple(v.shape) for v in self.variables]
+        model, optimizer, variables = self.model, self.optimizer, self.variables
+        shapes = [tf.constant(tuple(v.shape), tf.int64) for v in variables]
+        dense_shapes = [tuple(v.shape) for v in dense]
 
-        def gradients(x, y, bn_stats, bn_steps):
-            offset = 0
-            for i, (layer, c) in enumerate(
-                zip(self.bn_layers, self._bn_sizes, strict=True)
-            ):
-                layer.local_mean.assign(bn_stats[offset : offset + c])
-                layer.local_variance.assign(bn_stats[offset + c : offset + 2 * c])
-                layer.local_steps.assign(bn_steps[i])
-                offset += 2 * c
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, self.model(x, training=True))
-            grads = tape.gradient(loss, self.variables)
-            flat = []
-            for g in grads:
-                if isinstance(g, tf.IndexedSlices):
-                    flat.append(
-                        (
-                            tf.reshape(g.values, [-1, *g.values.shape[-1:]]),
-                            tf.reshape(g.indices, [-1]),
-                        )
-                    )
-                else:
-                    flat.append(g)
+        def read(w, b):
+            """Worker `w` reads (the current parameters) for batch `b` and
+            keeps its gradient in its slot."""
             if self.bn_layers:
-                new_stats = tf.concat(
-                    [
-                        tf.identity(t)
-                        for ly in self.bn_layers
-                        for t in (ly.local_mean, ly.local_variance)
-                    ],
-                    axis=0,
+                floats = tf.split(tf.gather(self._bn_floats, w), widths)
+                for local, value in zip(locals_f, floats, strict=True):
+                    local.assign(value)
+                steps = tf.gather(self._bn_steps, w)
+                for i, layer in enumerate(self.bn_layers):
+                    layer.local_steps.assign(steps[i])
+            with tf.GradientTape() as tape:
+                loss = loss_fn(self._y[b], model(self._x[b], training=True))
+            grads = tape.gradient(loss, variables)
+            if self.bn_layers:
+                row = tf.concat([tf.convert_to_tensor(t) for t in locals_f], 0)
+                self._bn_floats.scatter_update(tf.IndexedSlices(row[None], w[None]))
+                steps = tf.stack(
+                    [tf.convert_to_tensor(ly.local_steps) for ly in self.bn_layers]
                 )
-                new_steps = tf.stack(
-                    [tf.identity(ly.local_steps) for ly in self.bn_layers]
+                self._bn_steps.scatter_update(tf.IndexedSlices(steps[None], w[None]))
+            tables = iter(self._tables)
+            flat = []
+            for g, sparse in zip(grads, self._sparse, strict=True):
+                if sparse:
+                    values_of, indices_of = next(tables)
+                    values = tf.reshape(g.values, [rows, *g.values.shape[-1:]])
+                    indices = tf.cast(tf.reshape(g.indices, [rows]), tf.int32)
+                    values_of.scatter_update(tf.IndexedSlices(values[None], w[None]))
+                    indices_of.scatter_update(tf.IndexedSlices(indices[None], w[None]))
+                else:
+                    flat.append(tf.reshape(g, [-1]))
+            row = tf.concat(flat, 0)
+            self._dense.scatter_update(tf.IndexedSlices(row[None], w[None]))
+
+        def apply(w, t_read):
+            """Applies worker `w`'s in-flight gradient at the current step."""
+            # Gathers read one slot: a read of the whole ring would make the
+            # next write copy it (copy-on-write of a shared buffer).
+            dense_grads = iter(
+                tf.reshape(g, shape)
+                for g, shape in zip(
+                    tf.split(tf.gather(self._dense, w), sizes),
+                    dense_shapes,
+                    strict=True,
                 )
+            )
+            tables = iter(self._tables)
+            grads = []
+            for sparse, shape in zip(self._sparse, shapes, strict=True):
+                if sparse:
+                    values_of, indices_of = next(tables)
+                    values, indices = tf.gather(values_of, w), tf.gather(indices_of, w)
+                    grads.append(tf.IndexedSlices(values, indices, shape))
+                else:
+                    grads.append(next(dense_grads))
+            pairs = list(zip(grads, variables, strict=True))
+            if has_read_step:
+                optimizer.apply_gradients(pairs, read_step=t_read)
             else:
-                new_stats = tf.zeros([0], tf.float32)
-                new_steps = tf.zeros([0], tf.int64)
-            new_bn = (new_stats, new_steps)
-            return flat, new_bn, loss
+                optimizer.apply_gradients(pairs)
 
-        def apply(flat, t_read):
-            grads = [
-                tf.IndexedSlices(g[0], g[1], tf.constant(shape, tf.int64))
-                if isinstance(g, tuple)
-                else g
-                for g, shape in zip(flat, shapes, strict=True)
-            ]
-            pairs = list(zip(grads, self.variables, strict=True))
-            if self.has_read_step:
-                self.optimizer.apply_gradients(pairs, read_step=t_read)
-            else:
-                self.optimizer.apply_gradients(pairs)
-            return tf.cast(tf.identity(self.optimizer.iterations), tf.int64)
+        # One trace for every slice length: the cuts between evaluations
+        # give slices of varying lengths.
+        events = tf.TensorSpec([None], tf.int32)
 
-        def apply_then_read(flat, t_read, x, y, bn_stats, bn_steps):
-            it = apply(flat, t_read)
-            with tf.control_dependencies([it]):
-                return gradients(x, y, bn_stats, bn_steps)
+        @tf.function(input_signature=[events])
+        def start(first):
+            def body(i):
+                read(tf.cast(i, tf.int32), first[i])
+                return (i + 1,)
 
-        self._read_fn = tf.function(gradients)
-        self._apply_fn = tf.function(apply)
-        self._apply_read_fn = tf.function(apply_then_read)
-        self._predict = tf.function(
-            lambda x: self.model(x, training=False), reduce_retracing=True
-        )
+            tf.while_loop(
+                lambda i: i < tf.shape(first)[0], body, (0,), parallel_iterations=1
+            )
 
-    def _bn_in(self, worker):
-        import tensorflow as tf
+        @tf.function(input_signature=[events, tf.TensorSpec([None], tf.int64), events])
+        def run(worker, t_read, following):
+            # Events whose worker reads on come first, the stream's tail
+            # (nothing left to read) after: two loops, no branch per event.
+            reading = tf.reduce_sum(tf.cast(following >= 0, tf.int32))
 
-        return (tf.constant(self.bn_stats[worker]), tf.constant(self.bn_steps[worker]))
+            def apply_and_read(k):
+                w = worker[k]
+                apply(w, t_read[k])
+                read(w, following[k])
+                return (k + 1,)
 
-    def _bn_out(self, worker, new_bn):
-        self.bn_stats[worker] = new_bn[0].numpy()
-        self.bn_steps[worker] = new_bn[1].numpy()
+            def apply_only(k):
+                apply(worker[k], t_read[k])
+                return (k + 1,)
 
-    def read(self, worker: int, x, y) -> tuple:
-        """Worker `worker` starts batch `(x, y)`: reads the parameters at
-        the current global step and computes its gradient on them.
+            (k,) = tf.while_loop(
+                lambda k: k < reading, apply_and_read, (0,), parallel_iterations=1
+            )
+            tf.while_loop(
+                lambda k: k < tf.shape(worker)[0],
+                apply_only,
+                (k,),
+                parallel_iterations=1,
+            )
 
-        Returns:
-            The in-flight update `(t_read, flat_gradients)`.
-        """
-        t_read = self.step
-        flat, new_bn, _ = self._read_fn(x, y, *self._bn_in(worker))
-        if self.bn_layers:
-            self._bn_out(worker, new_bn)
-        return t_read, flat
+        @tf.function(reduce_retracing=True)
+        def predict(x):
+            return model(x, training=False)
 
-    def apply(self, inflight: tuple) -> int:
-        """Applies an in-flight update at the current global step.
-
-        Returns:
-            Its staleness `tau = t_apply - t_read`.
-        """
-        import tensorflow as tf
-
-        t_read, flat = inflight
-        tau = self.step - t_read
-        self._apply_fn(flat, tf.constant(t_read, tf.int64))
-        self.step += 1
-        return tau
-
-    def apply_then_read(self, inflight: tuple, worker: int, x, y) -> tuple:
-        """`apply(inflight)` then `read(worker, x, y)` in one call.
-
-        Returns:
-            `(tau, new_inflight)`.
-        """
-        import tensorflow as tf
-
-        t_read, flat = inflight
-        tau = self.step - t_read
-        new_flat, new_bn, _ = self._apply_read_fn(
-            flat, tf.constant(t_read, tf.int64), x, y, *self._bn_in(worker)
-        )
-        self.step += 1
-        if self.bn_layers:
-            self._bn_out(worker, new_bn)
-        return tau, (self.step, new_flat)
+        self._start, self._run, self._predict = start, run, predict
 
     def predict(self, x, chunk: int = 8192):
         """Click probabilities for `x[n, F]` with the shared parameters."""
-        import numpy as np
         import tensorflow as tf
 
         return np.concatenate(
@@ -312,91 +317,88 @@ class Simulator:
             ]
         )
 
-    def durations(self, rng):
-        """A function `worker -> time of its next batch` (see module doc)."""
-        import numpy as np
+    def start(self, schedule) -> None:
+        """Every worker reads its first batch (at step 0)."""
+        import tensorflow as tf
 
-        c = self.config
-        mean = (
-            rng.lognormal(0.0, c.speed_sigma, self.workers)
-            if c.speed_sigma > 0
-            else np.ones(self.workers)
+        self._start(tf.constant(schedule.first))
+
+    def run_events(self, schedule, begin: int, end: int) -> None:
+        """Runs updates `begin .. end - 1` of the schedule in one call."""
+        import tensorflow as tf
+
+        sl = slice(begin, end)
+        self._run(
+            tf.constant(schedule.worker[sl]),
+            tf.constant(schedule.t_read[sl]),
+            tf.constant(schedule.next[sl]),
         )
 
-        def duration(worker):
-            if c.jitter_sigma > 0:
-                return float(mean[worker] * rng.lognormal(0.0, c.jitter_sigma))
-            return float(mean[worker])
-
-        return duration
-
-    def run(self, stream, batches, progress=None, on_apply=None) -> dict:
-        """Trains on `batches` (from `stream_batches`) with the event queue
-        and evaluates every period; returns this run's metrics.
-
-        `on_apply(worker, tau)` is called after each update (tests)."""
-        import numpy as np
-        import tensorflow as tf
+    def run(self, stream, batches, schedule, progress=None) -> dict:
+        """Runs the schedule, evaluating every period; returns this run's
+        metrics (`auc` per evaluated period, `taus`, `updates`,
+        `dropped_updates`, `seconds`)."""
         from sklearn.metrics import roc_auc_score
 
-        xs, ys, period_of = batches
-        n = len(xs)
-        last = len(stream.periods) - 2  # last trained period
-        rng = np.random.default_rng([self.config.seed, self.workers])
-        duration = self.durations(rng)
+        _, _, period_of = batches
         started = time.monotonic()
+        self.start(schedule)
+        periods = len(stream.periods)
+        # Period d + 1 is evaluated before the first update computed on it.
+        arriving = period_of[schedule.batch]
+        cuts = [
+            int(np.searchsorted(np.maximum.accumulate(arriving), d + 1))
+            for d in range(periods - 2)
+        ]
         aucs: list[float] = []
-
-        def evaluate_through(d):
-            # AUC of every period up to d + 1 not yet evaluated.
-            while len(aucs) <= d:
-                nxt = stream.periods[len(aucs) + 1]
-                aucs.append(float(roc_auc_score(nxt.y, self.predict(nxt.x))))
+        begin = 0
+        for end in [*cuts, len(schedule.worker)]:
+            if end > begin:
+                self.run_events(schedule, begin, end)
                 if progress is not None:
-                    progress.set_postfix_str(
-                        f"{self.variant} W={self.workers} period {len(aucs) + 1} "
-                        f"AUC {aucs[-1]:.4f}"
-                    )
-
-        heap: list = []
-        seq = 0
-        nxt_batch = 0
-        for w in range(min(self.workers, n)):
-            inflight = self.read(w, tf.constant(xs[w]), tf.constant(ys[w]))
-            heapq.heappush(heap, (duration(w), seq, w, w, inflight))
-            seq += 1
-            nxt_batch += 1
-        taus = np.zeros(n, np.int64)
-        applied = 0
-        while heap:
-            now, _, w, b, inflight = heapq.heappop(heap)
-            evaluate_through(period_of[b] - 1)
-            if nxt_batch < n:
-                tau, new = self.apply_then_read(
-                    inflight, w, tf.constant(xs[nxt_batch]), tf.constant(ys[nxt_batch])
-                )
-                heapq.heappush(heap, (now + duration(w), seq, w, nxt_batch, new))
-                seq += 1
-                nxt_batch += 1
-            else:
-                tau = self.apply(inflight)
-            taus[applied] = tau
-            applied += 1
-            if on_apply is not None:
-                on_apply(w, tau)
+                    progress.update(end - begin)
+            nxt = stream.periods[len(aucs) + 1]
+            aucs.append(float(roc_auc_score(nxt.y, self.predict(nxt.x))))
             if progress is not None:
-                progress.update(1)
-        evaluate_through(last)
-        if int(self.optimizer.iterations.numpy()) != self.step:
-            raise RuntimeError("global step out of sync with the optimizer")
+                progress.set_postfix_str(
+                    f"{self.variant} W={self.workers} period {len(aucs) + 1} "
+                    f"AUC {aucs[-1]:.4f}"
+                )
+            begin = end
+        if int(self.optimizer.iterations.numpy()) != len(schedule.worker):
+            raise RuntimeError("global step out of sync with the schedule")
         dropped = getattr(self.optimizer, "dropped_updates", 0)
         return {
             "auc": aucs,
-            "taus": taus,
-            "updates": applied,
+            "taus": schedule.staleness,
+            "updates": len(schedule.worker),
             "dropped_updates": int(np.asarray(dropped)),
             "seconds": round(time.monotonic() - started, 2),
         }
+
+
+def one_run(variant, stream, workers, config, progress=None) -> dict:
+    """Simulates `variant` with `workers` workers on `stream` (seeded by
+    `config.seed`); `Simulation.run`'s metrics."""
+    batches = stream_batches(stream, config.batch_size, config.seed)
+    n = len(batches[0])
+    schedule = make_schedule(
+        n, workers, config.speed_sigma, config.jitter_sigma, config.seed
+    )
+    sim = Simulation(
+        variant,
+        stream,
+        batches,
+        workers,
+        steps_per_period(stream, config.batch_size),
+        config,
+    )
+    return sim.run(stream, batches, schedule, progress=progress)
+
+
+def head(stream, periods: int):
+    """The stream's first `periods` periods."""
+    return dataclasses.replace(stream, periods=stream.periods[:periods])
 
 
 def simulate(
@@ -404,73 +406,168 @@ def simulate(
     variants: list[str],
     workers: list[int],
     config: SimConfig | None = None,
+    protocol: str = "fixed",
+    seeds: list[int] | None = None,
+    grid: list[float] | tuple[float, ...] = LEARNING_RATE_GRID,
     progress: bool = True,
     console=None,
 ) -> dict:
-    """Runs every (variant, workers) pair; returns the metrics dictionary
-    (what `metrics.json` holds, see the module docstring)."""
+    """Runs every (variant, workers, seed) cell under `protocol` (see
+    `tf_swap.jobs.protocol`); returns the metrics dictionary (what
+    `metrics.json` holds, see the module docstring).
+
+    Args:
+        stream: A `Stream`, or a function of the seed returning one (each
+            seed then has its own stream).
+        variants: Variant names (`name@K` allowed).
+        workers: Worker counts.
+        config: The `SimConfig`; its `learning_rate` is the one of
+            `protocol="fixed"`.
+        protocol: `"fixed"` or `"tuned"`.
+        seeds: The seeds of every cell (`tf_swap.jobs.protocol.seeds`);
+            default `[config.seed]`.
+        grid: The learning rates `"tuned"` chooses from.
+    """
     from tqdm import tqdm
 
     config = config or SimConfig()
+    if protocol not in PROTOCOLS:
+        raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}")
     started = time.monotonic()
-    batches = stream_batches(stream, config.batch_size, config.seed)
-    n = len(batches[0])
-    steps_per_period = len(stream.periods[0].y) // config.batch_size
-    runs: dict = {}
+    seed_list = list(seeds) if seeds else [config.seed]
+    load = stream if callable(stream) else (lambda _seed, s=stream: s)
+    first = load(seed_list[0])
+    periods = len(first.periods)
+    dev = dev_periods(periods) if protocol == "tuned" else 0
+    streams = {
+        seed: first if seed == seed_list[0] else load(seed) for seed in seed_list
+    }
+    n = len(stream_batches(first, config.batch_size, config.seed)[0])
+    dev_n = (
+        len(stream_batches(head(first, dev), config.batch_size, config.seed)[0])
+        if dev
+        else 0
+    )
+    # Evaluated periods are 1 .. P-1 (0-based); tuned reports dev .. P-1.
+    reported = list(range(max(1, dev), periods))
+    total = (
+        len(variants)
+        * len(seed_list)
+        * (len(grid) * dev_n * bool(dev) + n * len(workers))
+    )
+    updates = 0
     update_seconds = 0.0
+    tuning: dict = {}
+    learning_rates: dict = {}
+    runs: dict = {}
     with tqdm(
-        total=n * len(variants) * len(workers),
+        total=total,
         unit="update",
         disable=not progress,
         file=console or sys.stderr,
         dynamic_ncols=True,
         mininterval=1.0,
     ) as bar:
+
+        def cell(variant, stream, w, lr, seed) -> dict:
+            nonlocal updates, update_seconds
+            cfg = dataclasses.replace(config, learning_rate=lr, seed=seed)
+            result = one_run(variant, stream, w, cfg, progress=bar)
+            updates += result["updates"]
+            update_seconds += result["seconds"]
+            return result
+
         for variant in variants:
+            if dev:
+                dev_auc = [
+                    [
+                        float(
+                            np.mean(
+                                cell(variant, head(streams[s], dev), 1, lr, s)["auc"]
+                            )
+                        )
+                        for s in seed_list
+                    ]
+                    for lr in grid
+                ]
+                tuning[variant] = dev_auc
+                learning_rates[variant] = best_learning_rate(list(grid), dev_auc)
+            else:
+                learning_rates[variant] = config.learning_rate
             run = runs[variant] = {
-                k: []
-                for k in (
-                    "workers",
-                    "auc",
-                    "mean_auc",
-                    "period_auc",
-                    "staleness",
-                    "updates",
-                    "dropped_updates",
-                    "seconds",
-                )
+                "workers": [],
+                "learning_rate": learning_rates[variant],
             }
+            for key in (
+                "auc",
+                "auc_ci",
+                "mean_auc",
+                "mean_auc_ci",
+                "seed_auc",
+                "seed_mean_auc",
+                "period_auc",
+                "seed_period_auc",
+                "staleness",
+                "updates",
+                "dropped_updates",
+                "seconds",
+            ):
+                run[key] = []
             for w in workers:
-                sim = Simulator(
-                    variant,
-                    len(stream.fields),
-                    stream.buckets,
-                    w,
-                    steps_per_period,
-                    config,
-                )
-                r = sim.run(stream, batches, progress=bar)
+                results = [
+                    cell(variant, streams[s], w, learning_rates[variant], s)
+                    for s in seed_list
+                ]
+                # `auc` lists periods 1 .. P-1; keep the reported ones.
+                per_seed = [[r["auc"][p - 1] for p in reported] for r in results]
+                finals = [aucs[-1] for aucs in per_seed]
+                means = [float(np.mean(aucs)) for aucs in per_seed]
+                final, final_ci = mean_ci(finals)
+                mean, mean_half = mean_ci(means)
                 run["workers"].append(w)
-                run["auc"].append(r["auc"][-1])
-                run["mean_auc"].append(sum(r["auc"]) / len(r["auc"]))
-                run["period_auc"].append(r["auc"])
-                run["staleness"].append(staleness_summary(r["taus"]))
-                run["updates"].append(r["updates"])
-                run["dropped_updates"].append(r["dropped_updates"])
-                run["seconds"].append(r["seconds"])
-                update_seconds += r["seconds"]
-    oracle = stream.oracle_auc()
-    total_updates = n * len(variants) * len(workers)
+                run["auc"].append(final)
+                run["auc_ci"].append(final_ci)
+                run["mean_auc"].append(mean)
+                run["mean_auc_ci"].append(mean_half)
+                run["seed_auc"].append(finals)
+                run["seed_mean_auc"].append(means)
+                run["period_auc"].append(np.mean(per_seed, axis=0).tolist())
+                run["seed_period_auc"].append(per_seed)
+                taus = np.concatenate([r["taus"] for r in results])
+                run["staleness"].append(staleness_summary(taus))
+                run["updates"].append(results[0]["updates"])
+                run["dropped_updates"].append(
+                    sum(r["dropped_updates"] for r in results)
+                )
+                run["seconds"].append(round(sum(r["seconds"] for r in results), 2))
+    oracles = [streams[s].oracle_auc() for s in seed_list]
+    oracle = (
+        None
+        if oracles[0] is None
+        else np.mean([[o[p] for p in reported] for o in oracles], axis=0).tolist()
+    )
     return {
-        "data": stream.name,
-        "periods": len(stream.periods),
-        "samples_per_period": [len(p.y) for p in stream.periods],
-        "evaluated_periods": list(range(2, len(stream.periods) + 1)),
-        "oracle_auc": None if oracle is None else oracle[1:],
+        "data": first.name,
+        "periods": periods,
+        "samples_per_period": [len(p.y) for p in first.periods],
+        "protocol": protocol,
+        "seeds": seed_list,
+        "learning_rates": learning_rates,
+        "tuning": (
+            {
+                "grid": list(grid),
+                "dev_periods": list(range(2, dev + 1)),
+                "dev_mean_auc": tuning,
+            }
+            if dev
+            else None
+        ),
+        "evaluated_periods": [p + 1 for p in reported],
+        "oracle_auc": oracle,
         "workers": list(workers),
         "config": config.as_dict(),
         "updates_per_run": n,
-        "seconds_per_update": round(update_seconds / max(1, total_updates), 6),
+        "seconds_per_update": round(update_seconds / max(1, updates), 6),
         "runs": runs,
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -21,10 +21,13 @@ steps, recovers from a failed task by itself (`--max-restarts`) and can
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import sys
 import time
+
+import numpy as np
 
 from tf_swap.jobs import cli, reporting
 from tf_swap.jobs.cluster_training import (
@@ -34,8 +37,41 @@ from tf_swap.jobs.cluster_training import (
     train_variant,
 )
 from tf_swap.jobs.experiment import Config, InputError, parse_variants
+from tf_swap.jobs.protocol import mean_ci, seeds
 
 DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
+DEFAULT_SEEDS = 3
+
+
+def over_seeds(per_seed: list[dict]) -> dict:
+    """One variant's metrics over its seeds: the first seed's, with `auc`
+    and `loss` averaged per period, `auc_ci` (95% CI half-widths per period,
+    `None` with one seed), `mean_auc` / `mean_auc_ci` (over the periods),
+    the per-seed AUCs in `seed_auc` and the counts summed."""
+    aucs = np.asarray([r["auc"] for r in per_seed])
+    per_period = [mean_ci(aucs[:, j]) for j in range(aucs.shape[1])]
+    mean, mean_half = mean_ci(aucs.mean(axis=1))
+    run = dict(per_seed[0])
+    run.update(
+        auc=[m for m, _ in per_period],
+        auc_ci=[h for _, h in per_period],
+        loss=np.mean([r["loss"] for r in per_seed], axis=0).tolist(),
+        mean_auc=mean,
+        mean_auc_ci=mean_half,
+        seed_auc=aucs.tolist(),
+        mean_staleness=float(np.mean([r["mean_staleness"] for r in per_seed])),
+        max_staleness_seen=max(r["max_staleness_seen"] for r in per_seed),
+        seconds=round(sum(r["seconds"] for r in per_seed), 1),
+    )
+    for key in (
+        "steps",
+        "applied_steps",
+        "dropped_updates",
+        "restarts",
+        "redone_steps",
+    ):
+        run[key] = sum(r[key] for r in per_seed)
+    return run
 
 
 def run_on_cluster(
@@ -50,13 +86,20 @@ def run_on_cluster(
     saved_model_dir: str | None = None,
     checkpointing: Checkpointing | None = None,
     console=None,
+    seeds: list[int] | None = None,
 ) -> dict:
     """Starts a `LocalCluster` (unless `cluster` is given: a `LocalCluster`
-    or an `ExistingCluster`), trains every variant on it and returns the
-    metrics dictionary (what `metrics.json` holds). Local tasks' output goes
-    to `log_dir` if given; each variant's final model is exported to
-    `saved_model_dir/VARIANT` if given. Progress goes to `console`
-    (default stderr).
+    or an `ExistingCluster`), trains every variant on it once per seed and
+    returns the metrics dictionary (what `metrics.json` holds). Local tasks'
+    output goes to `log_dir` if given; each variant's final model (of the
+    first seed) is exported to `saved_model_dir/VARIANT` if given. Progress
+    goes to `console` (default stderr).
+
+    Args:
+        stream: A `Stream`, or a function of the seed returning one.
+        seeds: The seeds of every variant (default `[config.seed]`); with
+            several, each seed checkpoints in `VARIANT/seed_S` and the AUCs
+            are averaged, with 95% confidence intervals.
 
     Raises:
         TrainingFailed: a task failed beyond recovery.
@@ -67,6 +110,10 @@ def run_on_cluster(
 
     config = config or Config()
     console = console or sys.stderr
+    seed_list = list(seeds) if seeds else [config.seed]
+    load = stream if callable(stream) else (lambda _seed, s=stream: s)
+    streams = {seed: load(seed) for seed in seed_list}
+    stream = streams[seed_list[0]]
     own = cluster is None
     started = time.monotonic()
     if own:
@@ -76,24 +123,29 @@ def run_on_cluster(
         steps = sum(len(p.y) // config.batch_size for p in stream.periods[:-1])
         runs = {}
         with tqdm(
-            total=steps * len(variants),
+            total=steps * len(variants) * len(seed_list),
             unit="step",
             disable=not config.progress,
             file=console,
             dynamic_ncols=True,
         ) as progress:
             for variant in variants:
-                runs[variant] = train_variant(
-                    variant,
-                    stream,
-                    cluster,
-                    config,
-                    checkpointing,
-                    on_step,
-                    progress,
-                    saved_model_dir,
-                    report=lambda line: progress.write(line, file=console),
-                )
+                per_seed = [
+                    train_variant(
+                        variant,
+                        streams[seed],
+                        cluster,
+                        dataclasses.replace(config, seed=seed),
+                        checkpointing,
+                        on_step,
+                        progress,
+                        saved_model_dir if seed == seed_list[0] else None,
+                        report=lambda line: progress.write(line, file=console),
+                        seed_directory=len(seed_list) > 1,
+                    )
+                    for seed in seed_list
+                ]
+                runs[variant] = over_seeds(per_seed)
     finally:
         # Functions traced for the cluster are removed from its tasks when
         # collected: collect them while the tasks still listen (gRPC errors
@@ -101,7 +153,10 @@ def run_on_cluster(
         gc.collect()
         if own:
             cluster.close()
-    oracle = stream.oracle_auc()
+    oracles = [streams[seed].oracle_auc() for seed in seed_list]
+    oracle = (
+        None if oracles[0] is None else [float(v) for v in np.mean(oracles, axis=0)]
+    )
     return {
         "data": stream.name,
         "fields": stream.fields,
@@ -112,6 +167,7 @@ def run_on_cluster(
         "ps": len(cluster.spec["ps"]),
         "steps_per_period": batches,
         "config": config.as_dict(),
+        "seeds": seed_list,
         "oracle_auc": None if oracle is None else oracle[1:],
         "runs": runs,
         "seconds": round(time.monotonic() - started, 1),
@@ -154,6 +210,7 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         default=3,
         help="cluster restarts allowed per variant (default %(default)s)",
     )
+    cli.add_seeds_argument(parser, default=DEFAULT_SEEDS)
     parser.set_defaults(func=run)
     return parser
 
@@ -201,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the job from parsed flags; returns the exit code."""
     variants = parse_variants(args.optimizers)
     config = cli.config_from(args, Config())
+    seed_list = seeds(args.seed, args.seeds)
     existing = cluster_from(args)
     stream = cli.load_stream(args)
     checkpointing = checkpointing_from(args, stream, config)
@@ -212,13 +270,13 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"tf_swap.train: {stream.name}, {len(stream.periods)} periods of "
         f"~{len(stream.periods[0].y)} samples, {where}, variants "
-        f"{', '.join(variants)}",
+        f"{', '.join(variants)}, {len(seed_list)} seed(s)",
         flush=True,
     )
     with cli.Output(args.out, "train") as output:
         try:
             metrics = run_on_cluster(
-                stream,
+                cli.stream_source(args, stream),
                 variants,
                 workers=args.workers,
                 ps=args.ps,
@@ -228,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
                 saved_model_dir=output.path("saved_model"),
                 checkpointing=checkpointing,
                 console=output.console,
+                seeds=seed_list,
             )
         except TrainingFailed as error:
             print(f"tf-swap-train: error: {error}", file=output.console)
@@ -238,11 +297,13 @@ def run(args: argparse.Namespace) -> int:
             reporting.plot_period_auc(metrics, tmp)
     print()
     print(reporting.period_auc_table(metrics))
+    over = f" over {len(seed_list)} seeds" if len(seed_list) > 1 else ""
     for name, r in metrics["runs"].items():
         restarts = f", {r['restarts']} restart(s), {r['redone_steps']} steps redone"
         print(
-            f"{name}: {r['steps']} steps, mean staleness {r['mean_staleness']:.2f} "
-            f"(max {r['max_staleness_seen']}), dropped {r['dropped_updates']}"
+            f"{name}: {r['steps']} steps{over}, mean staleness "
+            f"{r['mean_staleness']:.2f} (max {r['max_staleness_seen']}), dropped "
+            f"{r['dropped_updates']}"
             f"{restarts if r['restarts'] else ''}, {r['seconds']} s"
         )
     print(

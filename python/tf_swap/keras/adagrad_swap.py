@@ -152,6 +152,7 @@ class AdagradSwap(keras.optimizers.Optimizer):
         self.max_staleness = self._settings.max_staleness
         self._pending_read_step = None
         self._staleness = None
+        self._per_apply = None
         make_increments_atomic(self._iterations)
 
     @property
@@ -196,6 +197,13 @@ class AdagradSwap(keras.optimizers.Optimizer):
         if read_step is None:
             read_step = self._pending_read_step
         self._pending_read_step = None
+        self._per_apply = {}
+        try:
+            return self._apply(grads, trainable_variables, read_step)
+        finally:
+            self._per_apply = None
+
+    def _apply(self, grads, trainable_variables, read_step):
         if not self.uses_staleness:
             return super().apply(grads, trainable_variables)
         if not self.built and trainable_variables is not None:
@@ -243,16 +251,33 @@ class AdagradSwap(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """Update step given gradient and the associated model variable."""
         index = self._get_variable_index(variable)
+        step, rate = self._step_and_rate(learning_rate, variable.dtype)
         swap_step.apply_swap(
             variable,
             self._accumulators[index],
             self._powers[index],
             gradient,
-            learning_rate,
-            tf.cast(self.iterations, tf.int64) + 1,
+            rate,
+            step,
             self._settings,
             self._staleness,
         )
+
+    def _step_and_rate(self, learning_rate, dtype):
+        """The step number and learning rate of this apply for `dtype`,
+        computed once per apply and shared by its variables."""
+        key = str(dtype)
+        cached = self._per_apply.get(key) if self._per_apply is not None else None
+        if cached is None:
+            cached = (
+                tf.cast(self.iterations, tf.int64) + 1,
+                swap_step.step_rate(
+                    learning_rate, dtype, self._settings, self._staleness
+                ),
+            )
+            if self._per_apply is not None:
+                self._per_apply[key] = cached
+        return cached
 
     def get_config(self):
         config = super().get_config()

@@ -135,11 +135,14 @@ class ShardedEmbedding(keras.layers.Embedding):
         return tf.concat([tf.convert_to_tensor(s) for s in self.shards], axis=0)
 
     def call(self, inputs):
-        if self.num_shards == 1:
+        if self.num_shards == 1 and (self.lora_enabled or self.quantization_mode):
             return super().call(inputs)
         ids = tf.convert_to_tensor(inputs)
-        if not ids.dtype.is_integer:
+        if ids.dtype not in (tf.int32, tf.int64):
             ids = tf.cast(ids, "int32")
+        if self.num_shards == 1:
+            outputs = self._rows(self._embeddings, ids)
+            return keras.ops.cast(outputs, dtype=self.compute_dtype)
         flat = tf.reshape(ids, [-1])
         sizes = shard_sizes(self.input_dim, self.num_shards)
         long, extra = sizes[0], self.input_dim % self.num_shards
@@ -156,7 +159,7 @@ class ShardedEmbedding(keras.layers.Embedding):
         )
         rows = tf.dynamic_partition(row, shard, self.num_shards)
         gathered = [
-            keras.ops.take(table, part, axis=0)
+            self._rows(table, part)
             for table, part in zip(self.shards, rows, strict=True)
         ]
         outputs = tf.dynamic_stitch(positions, gathered)
@@ -165,6 +168,17 @@ class ShardedEmbedding(keras.layers.Embedding):
         )
         outputs.set_shape(ids.shape.concatenate([self.output_dim]))
         return keras.ops.cast(outputs, dtype=self.compute_dtype)
+
+    @staticmethod
+    def _rows(table, ids):
+        """Rows `ids` of the variable `table`, read sparsely
+        (`ResourceGather`). `keras.ops.take` reads the whole table first,
+        and once a sparse update has put the variable in copy-on-read mode
+        every such read copies the table."""
+        rows = tf.constant(table.shape[0], ids.dtype)
+        # Negative ids count from the end, as in `keras.ops.take`.
+        ids = tf.where(ids < 0, ids + rows, ids)
+        return tf.gather(table.value, ids)
 
     def save_own_variables(self, store):
         if self.num_shards == 1:

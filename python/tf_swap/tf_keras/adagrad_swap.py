@@ -265,6 +265,14 @@ class AdagradSwap(tf_keras.optimizers.legacy.Optimizer):
         self._weights.append(power)
         return power
 
+    def _prepare_local(self, var_device, var_dtype, apply_state):
+        super()._prepare_local(var_device, var_dtype, apply_state)
+        coefficients = apply_state[(var_device, var_dtype)]
+        coefficients["step"] = tf.cast(self.iterations, tf.int64) + 1
+        coefficients["rate"] = swap_step.step_rate(
+            coefficients["lr_t"], var_dtype, self._settings, self._staleness
+        )
+
     def _apply(self, grad, var, indices, apply_state):
         var_device, var_dtype = var.device, var.dtype.base_dtype
         coefficients = (apply_state or {}).get(
@@ -275,8 +283,8 @@ class AdagradSwap(tf_keras.optimizers.legacy.Optimizer):
             self.get_slot(var, _ACCUMULATOR),
             self.get_slot(var, _POWER),
             grad,
-            coefficients["lr_t"],
-            tf.cast(self.iterations, tf.int64) + 1,
+            coefficients["rate"],
+            coefficients["step"],
             self._settings,
             self._staleness,
             indices=indices,

@@ -200,6 +200,7 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
         if step_variable is None:
             step_variable = self._own_counter()
         self._step_tensor = tf.cast(step_variable, tf.int64) + 1
+        self._rates = {}  # this step's learning rate, per variable dtype
         self._staleness = None
         if self.uses_staleness:
             t_apply = swap_step.apply_step(step_variable, self._pending_grads or [])
@@ -209,12 +210,17 @@ class AdagradSwapOptimizer(tf.compat.v1.train.Optimizer):
             self._staleness = self._settings.staleness(t_read, t_apply)
 
     def _apply(self, grad, var, indices=None):
+        dtype = var.dtype.base_dtype
+        if dtype not in self._rates:
+            self._rates[dtype] = swap_step.step_rate(
+                self._learning_rate_value, dtype, self._settings, self._staleness
+            )
         return swap_step.apply_swap(
             var,
             self.get_slot(var, "accumulator"),
             self.get_slot(var, "power"),
             grad,
-            self._learning_rate_value,
+            self._rates[dtype],
             self._step_tensor,
             self._settings,
             self._staleness,

@@ -1,0 +1,158 @@
+"""The comparison protocol: confidence intervals over seeds, the dev/test
+split, the learning-rate choice of `--protocol tuned`, and the synthetic
+stream's drift settings."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tf_swap import data, simulate
+from tf_swap.jobs import protocol
+from tf_swap.jobs.experiment import InputError
+from tf_swap.jobs.simulation import head, one_run
+
+
+def test_confidence_interval_of_a_constructed_case():
+    # mean 3, sample sd sqrt(2.5), t(4, 0.975) = 2.7764451
+    mean, half = protocol.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0
+    assert half == pytest.approx(2.7764451 * np.sqrt(2.5) / np.sqrt(5), rel=1e-6)
+    assert protocol.mean_ci([0.7]) == (0.7, None)
+    assert protocol.format_ci(0.71234, 0.00456) == "0.7123 ± 0.0046"
+    assert protocol.format_ci(0.71234, None) == "0.7123"
+
+
+def test_confidence_interval_covers_the_mean_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    trials = 4000
+    covered = 0
+    for _ in range(trials):
+        mean, half = protocol.mean_ci(rng.normal(1.0, 2.0, 3))
+        covered += abs(mean - 1.0) <= half
+    # Binomial(4000, 0.95): sd 0.0034.
+    assert abs(covered / trials - 0.95) < 0.012
+
+
+def test_dev_split_and_grid():
+    assert protocol.dev_periods(8) == 2
+    assert protocol.dev_periods(50) == 12
+    assert protocol.dev_periods(3) == 2
+    with pytest.raises(InputError, match="at least 3 periods"):
+        protocol.dev_periods(2)
+    assert protocol.LEARNING_RATE_GRID == (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
+    assert protocol.parse_grid("0.1, 0.2") == [0.1, 0.2]
+    # Best mean over seeds; the smaller rate on a tie.
+    assert (
+        protocol.best_learning_rate(
+            [0.1, 0.2, 0.4], [[0.6, 0.7], [0.7, 0.8], [0.8, 0.6]]
+        )
+        == 0.2
+    )
+    assert protocol.best_learning_rate([0.1, 0.2], [[0.7], [0.7]]) == 0.1
+    assert protocol.seeds(5, 3) == [5, 6, 7]
+
+
+def test_tuned_run_picks_the_best_dev_rate_and_reports_test_periods(tmp_path):
+    periods, samples, grid = 8, 512, [0.01, 0.3]
+    out = tmp_path / "out"
+    rc = simulate.main(
+        [
+            "--protocol", "tuned",
+            "--lr-grid", ",".join(map(str, grid)),
+            "--seeds", "2",
+            "--seed", "3",
+            "--workers", "1,3",
+            "--periods", str(periods),
+            "--samples-per-period", str(samples),
+            "--optimizers", "adagrad,swap",
+            "--out", str(out),
+            "--no-progress",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    dev = protocol.dev_periods(periods)
+    assert metrics["protocol"] == "tuned" and metrics["seeds"] == [3, 4]
+    assert metrics["tuning"]["grid"] == grid
+    assert metrics["tuning"]["dev_periods"] == list(range(2, dev + 1))
+    # Only the test periods are reported.
+    assert metrics["evaluated_periods"] == list(range(dev + 1, periods + 1))
+    config = simulate.SimConfig(
+        **{k: tuple(v) if k == "hidden" else v for k, v in metrics["config"].items()}
+    )
+    for name in ("adagrad", "swap"):
+        dev_auc = np.asarray(metrics["tuning"]["dev_mean_auc"][name])
+        assert dev_auc.shape == (len(grid), 2)
+        assert abs(dev_auc[0].mean() - dev_auc[1].mean()) > 1e-3  # a real choice
+        chosen = grid[int(np.argmax(dev_auc.mean(axis=1)))]
+        assert metrics["learning_rates"][name] == chosen
+        run = metrics["runs"][name]
+        assert run["learning_rate"] == chosen
+        assert [len(p) for p in run["period_auc"]] == [periods - dev] * 2
+        # The reported AUCs are those of a run at the chosen rate, on the
+        # test periods only; the dev AUCs those of a run on the dev periods.
+        for i, seed in enumerate(metrics["seeds"]):
+            stream = data.load_for_job("synthetic", periods, seed, samples)
+            cfg = simulate.SimConfig(
+                **{**vars(config), "learning_rate": chosen, "seed": seed}
+            )
+            full = one_run(name, stream, 1, cfg)["auc"]
+            np.testing.assert_allclose(
+                run["seed_period_auc"][0][i], full[dev - 1 :], atol=1e-12
+            )
+            short = head(stream, dev)
+            dev_run = one_run(name, short, 1, cfg)["auc"]
+            assert dev_auc[grid.index(chosen)][i] == pytest.approx(
+                np.mean(dev_run), abs=1e-12
+            )
+        means = [np.mean(v) for v in run["seed_mean_auc"]]
+        assert run["mean_auc"] == pytest.approx(means)
+        assert all(h is not None and h > 0 for h in run["mean_auc_ci"])
+    assert (out / "gain_vs_budget.png").stat().st_size > 1000
+
+
+def test_drift_settings():
+    assert data.Drift.parse("") == data.Drift()
+    assert data.Drift.parse("frequent=0.3, new_items=0") == data.Drift(
+        frequent=0.3, new_items=0
+    )
+    for bad in ("frequent", "speed=1", "items=-0.1", "popular_items=2.5"):
+        with pytest.raises(ValueError):
+            data.Drift.parse(bad)
+
+    def probability_of(stream):
+        """Each distinct feature row's true click probability, per period."""
+        return [dict(zip(map(tuple, p.x), p.p, strict=True)) for p in stream.periods]
+
+    def moved(drift):
+        # Buckets enough that no two users or items share one.
+        stream = data.synthetic_stream(
+            periods=4, samples=4000, drift=drift, seed=2, buckets=1 << 30
+        )
+        first, last = probability_of(stream)[0], probability_of(stream)[-1]
+        common = set(first) & set(last)
+        assert len(common) > 50
+        return max(abs(first[k] - last[k]) for k in common)
+
+    still = data.Drift(items=0.0, new_items=0)
+    assert moved(still) < 1e-6
+    assert moved(data.Drift(items=0.0, new_items=0, frequent=0.5)) > 0.05
+    assert moved(data.Drift(items=0.0, new_items=0, interests=0.5)) > 0.05
+    assert moved(data.Drift(items=0.5, new_items=0)) > 0.05
+    # Stationary: after many periods the effects keep their spread (the
+    # oracle stays informative rather than saturating).
+    long = data.synthetic_stream(
+        periods=60, samples=2000, drift=data.Drift(frequent=0.5), seed=0
+    )
+    oracle = long.oracle_auc()
+    assert abs(np.mean(oracle[-10:]) - np.mean(oracle[:10])) < 0.05
+
+
+def test_each_seed_of_a_variant_checkpoints_apart():
+    from tf_swap.jobs.cluster_training import Checkpointing
+
+    ckpt = Checkpointing(directory="ckpt")
+    assert ckpt.for_variant("swap+stale@2") == "ckpt/swap+stale_at_2"
+    assert ckpt.for_variant("swap+stale@2", 3) == "ckpt/swap+stale_at_2/seed_3"
+    assert Checkpointing().for_variant("swap", 0) is None
