@@ -5,10 +5,14 @@ The model: 4 hashed fields, a wide part and a deep part (embeddings of 16,
 a DNN tower with batch normalization), a sigmoid; one step is forward,
 loss, gradients and the optimizer's apply, in one tf.function.
 
-- Keras 3 (`tf_swap.models.build_ctr_model`): `keras.optimizers.Adagrad` +
-  `BatchNormalization`, `AdagradSwap` + `BatchNormalization`,
+- Keras 3 (`tf_swap.models.build_ctr_model`): the stock baseline
+  `keras.optimizers.Adagrad` + `BatchNormalization` with `keras.layers.Embedding`
+  tables, the same with tf_swap's `ShardedEmbedding` (which reads its rows
+  sparsely, so a dense-updating optimizer copies the table on each update),
+  then `AdagradSwap` + `BatchNormalization` and
   `AdagradSwap(staleness_exponent=2)` + `LocalBatchNormalization` (with the
-  read of `t_read` before the forward pass, as in asynchronous training);
+  read of `t_read` before the forward pass, as in asynchronous training), both
+  on `ShardedEmbedding`;
 - tf.compat.v1, the same model as a graph in a Session:
   `tf.compat.v1.train.AdagradOptimizer` vs `AdagradSwapOptimizer`;
 - tf_keras (Keras 2), the same model: legacy `Adagrad` vs
@@ -54,11 +58,16 @@ def batches(size, count=8, seed=0):
     return out
 
 
-def keras3_step(size, optimizer, batch_norm, read_step=False):
+def keras3_step(size, optimizer, batch_norm, read_step=False, embedding=None):
     import keras
 
     model = build_ctr_model(
-        FIELDS, size["buckets"], DIM, size["hidden"], batch_norm=batch_norm
+        FIELDS,
+        size["buckets"],
+        DIM,
+        size["hidden"],
+        batch_norm=batch_norm,
+        **({"embedding": embedding} if embedding else {}),
     )
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.BinaryCrossentropy()
@@ -160,6 +169,9 @@ def keras3_group(size):
 
     return {
         "keras.optimizers.Adagrad + BatchNormalization": keras3_step(
+            size, keras.optimizers.Adagrad(LR), "keras",
+            embedding=keras.layers.Embedding),
+        "keras.optimizers.Adagrad + BatchNormalization, ShardedEmbedding": keras3_step(
             size, keras.optimizers.Adagrad(LR), "keras"),
         "AdagradSwap + BatchNormalization": keras3_step(
             size, AdagradSwap(LR), "keras"),

@@ -231,6 +231,25 @@ fn check_outcome(
     Ok(false)
 }
 
+/// One call on fresh arguments built from `buffers`: expects their own
+/// faults plus each `extra` fault whose condition holds, makes the call
+/// and checks its outcome (`check_outcome`). Returns the arguments, to
+/// read what the call wrote, and whether it succeeded.
+fn checked_call(
+    buffers: Vec<(Vec<u8>, usize, bool, Pass)>,
+    extra: &[(bool, TfSwapStatus)],
+    call: impl FnOnce(&mut Args, &mut TfSwapError) -> u32,
+) -> Result<(Args, bool), TestCaseError> {
+    let mut args = Args::new(buffers);
+    let mut faults = args.faults();
+    faults.extend(extra.iter().filter(|(on, _)| *on).map(|&(_, fault)| fault));
+    let before = args.storage.clone();
+    let mut error = error_slot();
+    let status = call(&mut args, &mut error);
+    let succeeded = check_outcome(status, &error, &faults, &before, &args)?;
+    Ok((args, succeeded))
+}
+
 fn same<T: Float>(got: &[T], want: &[T]) -> Result<(), TestCaseError> {
     prop_assert_eq!(got.len(), want.len());
     for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -1159,146 +1178,137 @@ fn run_bn<T: Float>(e: &BnExports<T>, c: &BnCase) -> Result<(), TestCaseError> {
     let bplan = vec![0.25f64; 4 * ch];
     let fp = vec![1.5f64; 2 * ch * blocks];
     let bp = vec![0.75f64; 3 * ch * blocks];
-    let mut error = error_slot();
     let p = &c.passes;
+    let range = (bad_blocks, TfSwapStatus::InvalidRowRange);
+    let row_range = (bad_rows, TfSwapStatus::InvalidRowRange);
+    let empty = (rows == 0, TfSwapStatus::EmptyBatch);
 
     // Forward, phase 1a.
-    let mut args = Args::new(vec![
-        buffer(&vec![0.0f64; 2 * ch * blocks], true, p[0]),
-        buffer(&x, false, p[1]),
-    ]);
-    let mut faults = args.faults();
-    if bad_blocks {
-        faults.push(TfSwapStatus::InvalidRowRange);
-    }
-    let before = args.storage.clone();
-    let ptrs = (args.ptr(0), args.ptr(1));
-    // SAFETY: as in `run_dense`.
-    let s = unsafe { (e.partials)(ptrs.0, ptrs.1, rows, ch, begin, end, &mut error) };
-    check_outcome(s, &error, &faults, &before, &args)?;
-
+    checked_call(
+        vec![
+            buffer(&vec![0.0f64; 2 * ch * blocks], true, p[0]),
+            buffer(&x, false, p[1]),
+        ],
+        &[range],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe { (e.partials)(a.ptr(0), a.ptr(1), rows, ch, begin, end, error) },
+    )?;
     // Forward, phase 1b.
-    let mut args = Args::new(vec![
-        buffer(&vec![zero; ch], true, p[2]),
-        buffer(&vec![zero; ch], true, p[3]),
-        buffer(&vec![0.0f64; 3 * ch], true, p[4]),
-        buffer(&fp, false, p[5]),
-        buffer(&gamma, false, p[6]),
-        buffer(&beta, false, p[7]),
-    ]);
-    let mut faults = args.faults();
-    if bad_epsilon {
-        faults.push(TfSwapStatus::InvalidHyperParameter);
-    }
-    if rows == 0 {
-        faults.push(TfSwapStatus::EmptyBatch);
-    }
-    let before = args.storage.clone();
-    let ptrs = (
-        args.ptr(0),
-        args.ptr(1),
-        args.ptr(2),
-        args.ptr(3),
-        args.ptr(4),
-        args.ptr(5),
-    );
-    // SAFETY: as in `run_dense`.
-    let s = unsafe {
-        (e.finish)(
-            ptrs.0, ptrs.1, ptrs.2, ptrs.3, ptrs.4, ptrs.5, rows, ch, c.epsilon, &mut error,
-        )
-    };
-    check_outcome(s, &error, &faults, &before, &args)?;
-
+    checked_call(
+        vec![
+            buffer(&vec![zero; ch], true, p[2]),
+            buffer(&vec![zero; ch], true, p[3]),
+            buffer(&vec![0.0f64; 3 * ch], true, p[4]),
+            buffer(&fp, false, p[5]),
+            buffer(&gamma, false, p[6]),
+            buffer(&beta, false, p[7]),
+        ],
+        &[(bad_epsilon, TfSwapStatus::InvalidHyperParameter), empty],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe {
+            (e.finish)(
+                a.ptr(0),
+                a.ptr(1),
+                a.ptr(2),
+                a.ptr(3),
+                a.ptr(4),
+                a.ptr(5),
+                rows,
+                ch,
+                c.epsilon,
+                error,
+            )
+        },
+    )?;
     // Forward, phase 2.
-    let mut args = Args::new(vec![
-        buffer(&vec![zero; rows * ch], true, p[6]),
-        buffer(&x, false, p[7]),
-        buffer(&plan, false, p[0]),
-    ]);
-    let mut faults = args.faults();
-    if bad_rows {
-        faults.push(TfSwapStatus::InvalidRowRange);
-    }
-    let before = args.storage.clone();
-    let ptrs = (args.ptr(0), args.ptr(1), args.ptr(2));
-    // SAFETY: as in `run_dense`.
-    let s = unsafe { (e.normalize)(ptrs.0, ptrs.1, ptrs.2, rows, ch, begin, end, &mut error) };
-    check_outcome(s, &error, &faults, &before, &args)?;
-
+    checked_call(
+        vec![
+            buffer(&vec![zero; rows * ch], true, p[6]),
+            buffer(&x, false, p[7]),
+            buffer(&plan, false, p[0]),
+        ],
+        &[row_range],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe {
+            (e.normalize)(a.ptr(0), a.ptr(1), a.ptr(2), rows, ch, begin, end, error)
+        },
+    )?;
     // Backward, phase 1a.
-    let mut args = Args::new(vec![
-        buffer(&vec![0.0f64; 3 * ch * blocks], true, p[1]),
-        buffer(&dy, false, p[2]),
-        buffer(&x, false, p[3]),
-        buffer(&gamma, false, p[4]),
-    ]);
-    let mut faults = args.faults();
-    if bad_blocks {
-        faults.push(TfSwapStatus::InvalidRowRange);
-    }
-    let before = args.storage.clone();
-    let ptrs = (args.ptr(0), args.ptr(1), args.ptr(2), args.ptr(3));
-    // SAFETY: as in `run_dense`.
-    let s = unsafe {
-        (e.grad_partials)(
-            ptrs.0, ptrs.1, ptrs.2, ptrs.3, rows, ch, begin, end, &mut error,
-        )
-    };
-    check_outcome(s, &error, &faults, &before, &args)?;
-
+    checked_call(
+        vec![
+            buffer(&vec![0.0f64; 3 * ch * blocks], true, p[1]),
+            buffer(&dy, false, p[2]),
+            buffer(&x, false, p[3]),
+            buffer(&gamma, false, p[4]),
+        ],
+        &[range],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe {
+            (e.grad_partials)(
+                a.ptr(0),
+                a.ptr(1),
+                a.ptr(2),
+                a.ptr(3),
+                rows,
+                ch,
+                begin,
+                end,
+                error,
+            )
+        },
+    )?;
     // Backward, phase 1b.
-    let mut args = Args::new(vec![
-        buffer(&vec![zero; ch], true, p[5]),
-        buffer(&vec![zero; ch], true, p[6]),
-        buffer(&vec![0.0f64; 4 * ch], true, p[7]),
-        buffer(&bp, false, p[0]),
-        buffer(&gamma, false, p[1]),
-        buffer(&beta, false, p[2]),
-        buffer(&gamma, false, p[3]),
-    ]);
-    let mut faults = args.faults();
-    if rows == 0 {
-        faults.push(TfSwapStatus::EmptyBatch);
-    }
-    let before = args.storage.clone();
-    let ptrs = (
-        args.ptr(0),
-        args.ptr(1),
-        args.ptr(2),
-        args.ptr(3),
-        args.ptr(4),
-        args.ptr(5),
-        args.ptr(6),
-    );
-    // SAFETY: as in `run_dense`.
-    let s = unsafe {
-        (e.grad_finish)(
-            ptrs.0, ptrs.1, ptrs.2, ptrs.3, ptrs.4, ptrs.5, ptrs.6, rows, ch, &mut error,
-        )
-    };
-    check_outcome(s, &error, &faults, &before, &args)?;
-
+    checked_call(
+        vec![
+            buffer(&vec![zero; ch], true, p[5]),
+            buffer(&vec![zero; ch], true, p[6]),
+            buffer(&vec![0.0f64; 4 * ch], true, p[7]),
+            buffer(&bp, false, p[0]),
+            buffer(&gamma, false, p[1]),
+            buffer(&beta, false, p[2]),
+            buffer(&gamma, false, p[3]),
+        ],
+        &[empty],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe {
+            (e.grad_finish)(
+                a.ptr(0),
+                a.ptr(1),
+                a.ptr(2),
+                a.ptr(3),
+                a.ptr(4),
+                a.ptr(5),
+                a.ptr(6),
+                rows,
+                ch,
+                error,
+            )
+        },
+    )?;
     // Backward, phase 2.
-    let mut args = Args::new(vec![
-        buffer(&vec![zero; rows * ch], true, p[5]),
-        buffer(&dy, false, p[6]),
-        buffer(&x, false, p[7]),
-        buffer(&bplan, false, p[4]),
-    ]);
-    let mut faults = args.faults();
-    if bad_rows {
-        faults.push(TfSwapStatus::InvalidRowRange);
-    }
-    let before = args.storage.clone();
-    let ptrs = (args.ptr(0), args.ptr(1), args.ptr(2), args.ptr(3));
-    // SAFETY: as in `run_dense`.
-    let s = unsafe {
-        (e.grad_apply)(
-            ptrs.0, ptrs.1, ptrs.2, ptrs.3, rows, ch, begin, end, &mut error,
-        )
-    };
-    check_outcome(s, &error, &faults, &before, &args)?;
+    checked_call(
+        vec![
+            buffer(&vec![zero; rows * ch], true, p[5]),
+            buffer(&dy, false, p[6]),
+            buffer(&x, false, p[7]),
+            buffer(&bplan, false, p[4]),
+        ],
+        &[row_range],
+        // SAFETY: as in `run_dense`.
+        |a, error| unsafe {
+            (e.grad_apply)(
+                a.ptr(0),
+                a.ptr(1),
+                a.ptr(2),
+                a.ptr(3),
+                rows,
+                ch,
+                begin,
+                end,
+                error,
+            )
+        },
+    )?;
 
     // The whole pipeline, split at random, against the reference.
     if rows == 0 || ch == 0 {

@@ -20,6 +20,7 @@ def build_ctr_model(
     optimizer: keras.optimizers.Optimizer | None = None,
     seed: int = 0,
     sync_period: int = 1,
+    embedding: type[keras.layers.Embedding] = ShardedEmbedding,
 ) -> keras.Model:
     """A wide-and-deep CTR model on `num_fields` hashed categorical fields.
 
@@ -44,6 +45,9 @@ def build_ctr_model(
         seed: Initialization seed.
         sync_period: Steps between Local BN's publishes of its worker-local
             statistics.
+        embedding: The tables' layer class: `ShardedEmbedding` (default),
+            or `keras.layers.Embedding` for a model of stock Keras only
+            (the benchmarks' baseline).
 
     Returns:
         The `keras.Model`.
@@ -54,9 +58,7 @@ def build_ctr_model(
     inputs = keras.Input((num_fields,), dtype="int32", name="features")
     offsets = np.arange(num_fields, dtype=np.int32) * buckets
     rows = inputs + offsets
-    deep = ShardedEmbedding(num_fields * buckets, embedding_dim, name="embeddings")(
-        rows
-    )
+    deep = embedding(num_fields * buckets, embedding_dim, name="embeddings")(rows)
     x = keras.layers.Flatten()(deep)
     for i, width in enumerate(hidden):
         x = keras.layers.Dense(width, use_bias=batch_norm == "none", name=f"dense_{i}")(
@@ -70,7 +72,7 @@ def build_ctr_model(
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         x = keras.layers.ReLU()(x)
     deep_logit = keras.layers.Dense(1, name="deep_logit")(x)
-    wide = ShardedEmbedding(
+    wide = embedding(
         num_fields * buckets, 1, embeddings_initializer="zeros", name="wide"
     )(rows)
     wide_logit = keras.ops.sum(wide, axis=1)

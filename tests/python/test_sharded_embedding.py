@@ -125,3 +125,25 @@ def test_default_is_one_shard_without_a_parameter_server_strategy():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ShardedEmbedding(8, 2, **kwargs)
+
+
+@pytest.mark.parametrize("num_shards", [1, 3])
+def test_lookups_read_rows_not_the_whole_table(num_shards):
+    """Each shard is read with a sparse gather: a whole-table read would copy
+    the table on every step once a sparse update has put it in
+    copy-on-read mode. Negative ids count from the end, as in
+    `keras.layers.Embedding`."""
+    layer = ShardedEmbedding(10, 2, num_shards=num_shards)
+    layer.build()
+
+    @tf.function
+    def lookup(ids):
+        return layer(ids)
+
+    graph = lookup.get_concrete_function(tf.TensorSpec([None], tf.int32)).graph
+    ops = [op.type for op in graph.get_operations()]
+    assert ops.count("ResourceGather") == num_shards
+    assert "ReadVariableOp" not in ops
+    table = np.concatenate([shard.numpy() for shard in layer.shards])
+    got = lookup(tf.constant([0, 9, -1, -10])).numpy()
+    np.testing.assert_array_equal(got, table[[0, 9, 9, 0]])

@@ -68,6 +68,22 @@ def period_auc_table(metrics: dict) -> str:
     return markdown(head, rows)
 
 
+def paired_mean_differences(metrics: dict) -> str:
+    """The cluster job's variants minus the first, in mean AUC over the
+    periods, paired by seed (`mean ± 95% CI`): the same seed is the same
+    stream and batch order, so the pairing removes their share of the
+    noise."""
+    runs = metrics["runs"]
+    names = list(runs)
+    base = np.asarray(runs[names[0]]["seed_auc"]).mean(axis=1)
+    lines = [
+        f"{n} - {names[0]}: "
+        + _cell(np.asarray(runs[n]["seed_auc"]).mean(axis=1) - base)
+        for n in names[1:]
+    ]
+    return "\n".join(lines)
+
+
 def plot_period_auc(metrics: dict, path: str) -> None:
     """AUC per evaluated period, one line per variant, plus the oracle."""
     plt = _pyplot()
@@ -130,6 +146,25 @@ def differences_table(metrics: dict) -> str:
         for i, w in enumerate(metrics["workers"])
     ]
     return markdown(["workers", *(f"{n} - {baseline}" for n in others)], rows)
+
+
+def third_differences_table(metrics: dict) -> str:
+    """Each variant minus the first one by thirds of the reported periods,
+    paired by seed: `mean ± 95% CI` per (workers, third)."""
+    runs = metrics["runs"]
+    names = list(runs)
+    baseline, others = names[0], names[1:]
+    periods = metrics["evaluated_periods"]
+    rows = []
+    for i, w in enumerate(metrics["workers"]):
+        base = np.asarray(runs[baseline]["seed_period_auc"][i])
+        for a, b in thirds(periods):
+            cells = [f"W={w} periods {periods[a]}-{periods[b - 1]}"]
+            for n in others:
+                gain = np.asarray(runs[n]["seed_period_auc"][i]) - base
+                cells.append(_cell(gain[:, a:b].mean(axis=1)))
+            rows.append(cells)
+    return markdown(["", *(f"{n} - {baseline}" for n in others)], rows)
 
 
 def thirds(periods: list[int]) -> list[tuple[int, int]]:
@@ -217,6 +252,11 @@ def simulation_report(metrics: dict) -> str:
         f"AUC of the last period, {periods[-1]}:\n" + workers_table(metrics, "seed_auc")
     )
     parts.append("Mean AUC by thirds of the periods:\n" + period_tables(metrics))
+    if len(metrics["runs"]) > 1:
+        parts.append(
+            "Difference by thirds of the periods, paired by seed:\n"
+            + third_differences_table(metrics)
+        )
     parts.append(staleness_table(metrics))
     return "\n\n".join(parts)
 

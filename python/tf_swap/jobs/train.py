@@ -297,6 +297,9 @@ def run(args: argparse.Namespace) -> int:
             reporting.plot_period_auc(metrics, tmp)
     print()
     print(reporting.period_auc_table(metrics))
+    if len(variants) > 1 and len(seed_list) > 1:
+        print("\nMean AUC over the periods, paired by seed:")
+        print(reporting.paired_mean_differences(metrics))
     over = f" over {len(seed_list)} seeds" if len(seed_list) > 1 else ""
     for name, r in metrics["runs"].items():
         restarts = f", {r['restarts']} restart(s), {r['redone_steps']} steps redone"

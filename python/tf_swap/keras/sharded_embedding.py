@@ -46,7 +46,11 @@ class ShardedEmbedding(keras.layers.Embedding):
     rows, which `tf_swap.keras.AdagradSwap` applies with the sparse op where
     the shard lives.
 
-    With `num_shards=1` the layer is `keras.layers.Embedding` exactly. Each
+    With `num_shards=1` the layer computes what `keras.layers.Embedding`
+    computes, but reads rows sparsely (`ResourceGather`), which a sparse
+    optimizer (`AdagradSwap`, TF's sparse applies) needs to never copy the
+    table; with an optimizer that updates the table densely (Keras 3's
+    `Adagrad`) each such update copies it instead. Each
     shard is initialized with `embeddings_initializer` on its own shape (as
     TF's partitioned variables are), so a sharded table does not start from
     the same values as an unsharded one; `set_weights` takes one array per
@@ -140,6 +144,8 @@ class ShardedEmbedding(keras.layers.Embedding):
         ids = tf.convert_to_tensor(inputs)
         if ids.dtype not in (tf.int32, tf.int64):
             ids = tf.cast(ids, "int32")
+        # Negative ids count from the end, as in `keras.ops.take`.
+        ids = tf.where(ids < 0, ids + tf.constant(self.input_dim, ids.dtype), ids)
         if self.num_shards == 1:
             outputs = self._rows(self._embeddings, ids)
             return keras.ops.cast(outputs, dtype=self.compute_dtype)
@@ -175,9 +181,6 @@ class ShardedEmbedding(keras.layers.Embedding):
         (`ResourceGather`). `keras.ops.take` reads the whole table first,
         and once a sparse update has put the variable in copy-on-read mode
         every such read copies the table."""
-        rows = tf.constant(table.shape[0], ids.dtype)
-        # Negative ids count from the end, as in `keras.ops.take`.
-        ids = tf.where(ids < 0, ids + rows, ids)
         return tf.gather(table.value, ids)
 
     def save_own_variables(self, store):
