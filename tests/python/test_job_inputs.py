@@ -64,6 +64,7 @@ CASES = [
     (["--data", "synthetic:frequent=2"], ["frequent", "[0, 1]"]),
     (["--data", "synthetic:frequent=x"], ["'x'", "not a number"]),
     (["--data", "synthetic:new_items=1.5"], ["new_items", "whole number"]),
+    (["--seeds", "0"], ["--seeds", ">= 1"]),
 ]
 TRAIN_ONLY = [
     (["--workers", "0"], ["--workers"]),
@@ -80,7 +81,6 @@ SIMULATE_ONLY = [
     (["--workers", "0"], ["--workers", ">= 1"]),
     (["--workers", "two"], ["--workers", "whole numbers"]),
     (["--speed-sigma", "-1"], ["--speed-sigma"]),
-    (["--seeds", "0"], ["--seeds", ">= 1"]),
     (["--lr-grid", "a,b"], ["--lr-grid", "numbers"]),
     (["--lr-grid", "0.1,0"], ["--lr-grid", "> 0"]),
     (["--protocol", "best"], ["--protocol", "invalid choice"]),
