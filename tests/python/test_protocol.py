@@ -109,7 +109,8 @@ def test_tuned_run_picks_the_best_dev_rate_and_reports_test_periods(tmp_path):
         means = [np.mean(v) for v in run["seed_mean_auc"]]
         assert run["mean_auc"] == pytest.approx(means)
         assert all(h is not None and h > 0 for h in run["mean_auc_ci"])
-    assert (out / "gain_vs_budget.png").stat().st_size > 1000
+    for plot in ("auc_vs_workers.png", "gain_vs_workers.png", "gain_vs_budget.png"):
+        assert (out / plot).stat().st_size > 1000
 
 
 def test_drift_settings():

@@ -296,6 +296,44 @@ def plot_auc_vs_workers(metrics: dict, path: str) -> None:
     plt.close(fig)
 
 
+def plot_gain_vs_workers(metrics: dict, path: str) -> None:
+    """Each variant's mean AUC minus the first variant's against workers (log
+    x axis), paired by seed, error bars the 95% CI of the differences: the
+    between-seed spread of `plot_auc_vs_workers` cancels here."""
+    from tf_swap.jobs.protocol import mean_ci
+
+    plt = _pyplot()
+    names = list(metrics["runs"])
+    baseline = names[0]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in names[1:]:
+        stats = [
+            mean_ci(paired_differences(metrics, name, baseline, i))
+            for i in range(len(metrics["workers"]))
+        ]
+        ax.errorbar(
+            metrics["workers"],
+            [m for m, _ in stats],
+            yerr=[h or 0.0 for _, h in stats],
+            marker="o",
+            capsize=3,
+            label=f"{name} - {baseline}",
+        )
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated workers")
+    ax.set_ylabel("mean AUC difference, paired by seed")
+    periods = metrics["evaluated_periods"]
+    ax.set_title(
+        f"{metrics['data']}: against {baseline}, periods {periods[0]}-{periods[-1]}"
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_gain_vs_budget(metrics: dict, path: str, blocks: int = 25) -> None:
     """Each variant's AUC minus the first variant's at the first worker
     count, paired by seed (95% CI band), averaged over `blocks` runs of

@@ -7,8 +7,10 @@ sharing one parameter server would, for every (variant, `W`) pair
 (engine: `tf_swap.jobs.simulation`), and tabulates AUC against `W`.
 
 Writes `OUT/metrics.json` and `OUT/auc_vs_workers.png` (the layout of
-`metrics.json` is in `tf_swap.jobs.simulation`'s docstring), and the log of
-this process in `OUT/logs/`.
+`metrics.json` is in `tf_swap.jobs.simulation`'s docstring), with two
+variants or more `OUT/gain_vs_workers.png` and `OUT/gain_vs_budget.png`
+(differences from the first variant, paired by seed), and the log of this
+process in `OUT/logs/`.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_path = output.write_json("metrics.json", metrics)
         plots = {"auc_vs_workers.png": reporting.plot_auc_vs_workers}
         if len(variants) > 1:
+            plots["gain_vs_workers.png"] = reporting.plot_gain_vs_workers
             plots["gain_vs_budget.png"] = reporting.plot_gain_vs_budget
         for name, draw in plots.items():
             with output.commit(output.path(name)) as tmp:
