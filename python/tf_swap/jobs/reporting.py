@@ -99,9 +99,7 @@ def plot_period_auc(metrics: dict, path: str) -> None:
     ax.set_title(f"{metrics['data']}: {metrics['workers']} workers, {metrics['ps']} PS")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _cell(values) -> str:
@@ -291,9 +289,7 @@ def plot_auc_vs_workers(metrics: dict, path: str) -> None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_gain_vs_workers(metrics: dict, path: str) -> None:
@@ -329,9 +325,7 @@ def plot_gain_vs_workers(metrics: dict, path: str) -> None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_gain_vs_budget(metrics: dict, path: str, blocks: int = 25) -> None:
@@ -369,6 +363,11 @@ def plot_gain_vs_budget(metrics: dict, path: str, blocks: int = 25) -> None:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str) -> None:
+    """Writes `fig` to `path` and releases it."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
