@@ -42,7 +42,9 @@ $(VENV)/.installed: requirements.txt
 
 build: $(VENV)/.installed
 	TF_SWAP_OPS=1 TF_SWAP_PYTHON=$(PY) cargo build --release
-	$(PRINT_TF_VERSION) > target/release/libtf_swap.tf_version
+	@# TensorFlow's start-up notices go to a file, shown only if the probe fails.
+	$(PRINT_TF_VERSION) > target/release/libtf_swap.tf_version \
+		2> target/release/tf_version.log || { cat target/release/tf_version.log >&2; exit 1; }
 
 # The main job's default: the map's variants (docs/results.md) at a size 2 cores
 # run in about 1.5 minutes, Local BN publishing every 10 steps as it is meant
