@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -66,6 +65,7 @@ absl::Status ForwardShapeFn(InferenceContext* c) {
   c->set_output(0, x);
   c->set_output(1, c->Vector(channels));
   c->set_output(2, c->Vector(channels));
+  c->set_output(3, c->Vector(channels));
   return absl::OkStatus();
 }
 
@@ -93,6 +93,7 @@ REGISTER_OP("TfSwapLocalBatchNorm")
     .Output("y: T")
     .Output("batch_mean: T")
     .Output("batch_inv_std: T")
+    .Output("batch_variance: T")
     .Attr("T: {float, double}")
     .SetShapeFn(ForwardShapeFn)
     .Doc(R"doc(
@@ -100,6 +101,7 @@ Training batch normalization over the last dimension of x ([..., C]) with
 this batch's own statistics: mean and biased variance per channel over all
 other dimensions, batch_inv_std = 1 / sqrt(var + epsilon),
 y = gamma * (x - mean) * batch_inv_std + beta. Accumulates in float64.
+batch_variance: the biased variance (for moving statistics).
 epsilon: scalar, finite and > 0.
 )doc");
 
@@ -130,13 +132,13 @@ namespace {
                                                       channels, begin, end,   \
                                                       error);                 \
   }                                                                           \
-  uint32_t RustFinish(T* batch_mean, T* batch_inv_std, double* plan,          \
-                      const double* partials, const T* gamma, const T* beta,  \
-                      size_t rows, size_t channels, double epsilon,           \
-                      tf_swap_error* error) {                                 \
+  uint32_t RustFinish(T* batch_mean, T* batch_inv_std, T* batch_variance,    \
+                      double* plan, const double* partials, const T* gamma,   \
+                      const T* beta, size_t rows, size_t channels,            \
+                      double epsilon, tf_swap_error* error) {                 \
     return tf_swap_local_batch_norm_finish_##SUFFIX(                          \
-        batch_mean, batch_inv_std, plan, partials, gamma, beta, rows,         \
-        channels, epsilon, error);                                            \
+        batch_mean, batch_inv_std, batch_variance, plan, partials, gamma,     \
+        beta, rows, channels, epsilon, error);                                \
   }                                                                           \
   uint32_t RustNormalize(T* y, const T* x, const double* plan, size_t rows,   \
                          size_t channels, size_t begin, size_t end,           \
@@ -210,6 +212,7 @@ absl::Status RequireNonEmptyBatch(const Tensor& x, const Layout& layout) {
       "; batch statistics of an empty batch are undefined"));
 }
 
+// Rust checks epsilon's value (finite, > 0) when it combines the statistics.
 template <typename T>
 absl::Status ReadEpsilon(const Tensor& t, double* epsilon) {
   if (!TensorShapeUtils::IsScalar(t.shape())) {
@@ -217,10 +220,6 @@ absl::Status ReadEpsilon(const Tensor& t, double* epsilon) {
         absl::StrCat("epsilon is not a scalar: ", t.shape().DebugString()));
   }
   *epsilon = static_cast<double>(t.scalar<T>()());
-  if (!(*epsilon > 0.0) || *epsilon == std::numeric_limits<double>::infinity()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epsilon must be finite and > 0, got ", *epsilon));
-  }
   return absl::OkStatus();
 }
 
@@ -254,12 +253,14 @@ class LocalBatchNormOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ReadEpsilon<T>(ctx->input(3), &epsilon));
     OP_REQUIRES_OK(ctx, RequireNonEmptyBatch(x, layout));
     const int64_t channels = static_cast<int64_t>(layout.channels);
-    Tensor *y, *batch_mean, *batch_inv_std;
+    Tensor *y, *batch_mean, *batch_inv_std, *batch_variance;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({channels}),
                                              &batch_mean));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({channels}),
                                              &batch_inv_std));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({channels}),
+                                             &batch_variance));
     const size_t blocks =
         tf_swap_local_batch_norm_stat_blocks(layout.rows, layout.channels);
     Tensor partials, plan;
@@ -281,7 +282,8 @@ class LocalBatchNormOp : public OpKernel {
     OP_REQUIRES_OK(
         ctx, StatusFromRust(
                  RustFinish(batch_mean->flat<T>().data(),
-                            batch_inv_std->flat<T>().data(), plan_data,
+                            batch_inv_std->flat<T>().data(),
+                            batch_variance->flat<T>().data(), plan_data,
                             partials_data, gamma.flat<T>().data(),
                             beta.flat<T>().data(), layout.rows,
                             layout.channels, epsilon, &error),

@@ -32,10 +32,14 @@ inline absl::Status ShardRows(
     const std::function<uint32_t(size_t, size_t, tf_swap_error*)>& apply) {
   const DeviceBase::CpuWorkerThreads* workers =
       ctx->device()->tensorflow_cpu_worker_threads();
-  const size_t parts = tf_swap_partition_count(
-      elements, static_cast<size_t>(workers->num_threads));
+  size_t parts = 1;
+  tf_swap_error error;
+  TF_RETURN_IF_ERROR(StatusFromRust(
+      tf_swap_partition_count(&parts, elements,
+                              static_cast<size_t>(workers->num_threads),
+                              &error),
+      error));
   if (parts == 1) {  // the common small case: no task, no allocation
-    tf_swap_error error;
     return StatusFromRust(apply(0, rows, &error), error);
   }
   std::vector<uint32_t> codes(parts, TF_SWAP_OK);
@@ -43,8 +47,11 @@ inline absl::Status ShardRows(
   auto run_parts = [&](int64_t first, int64_t last) {
     for (int64_t part = first; part < last; ++part) {
       size_t begin = 0, end = 0;
-      tf_swap_block_rows(rows, parts, part, &begin, &end);
-      codes[part] = apply(begin, end, &errors[part]);
+      codes[part] = tf_swap_block_rows(&begin, &end, rows, parts, part,
+                                       &errors[part]);
+      if (codes[part] == TF_SWAP_OK) {
+        codes[part] = apply(begin, end, &errors[part]);
+      }
     }
   };
   // One unit per block, each costed far above the sharder's minimum so that
@@ -57,6 +64,31 @@ inline absl::Status ShardRows(
   }
   return absl::OkStatus();
 }
+
+// Overloads that pick the Rust export for an index (and element) type.
+inline uint32_t RustCheckIndices(const int32_t* indices, size_t n, size_t rows,
+                                 bool* has_duplicates, tf_swap_error* error) {
+  return tf_swap_check_indices_i32(indices, n, rows, has_duplicates, error);
+}
+inline uint32_t RustCheckIndices(const int64_t* indices, size_t n, size_t rows,
+                                 bool* has_duplicates, tf_swap_error* error) {
+  return tf_swap_check_indices_i64(indices, n, rows, has_duplicates, error);
+}
+
+#define TF_SWAP_RUST_SUM_DUPLICATES(T, TI, SUFFIX)                           \
+  inline uint32_t RustSumDuplicates(int64_t* unique_indices, T* summed,      \
+                                    size_t* unique_count, const TI* indices, \
+                                    const T* grad, size_t n, size_t inner,   \
+                                    tf_swap_error* error) {                  \
+    return tf_swap_sum_duplicates_##SUFFIX(unique_indices, summed,           \
+                                           unique_count, indices, grad, n,   \
+                                           inner, error);                    \
+  }
+TF_SWAP_RUST_SUM_DUPLICATES(float, int32_t, f32_i32)
+TF_SWAP_RUST_SUM_DUPLICATES(float, int64_t, f32_i64)
+TF_SWAP_RUST_SUM_DUPLICATES(double, int32_t, f64_i32)
+TF_SWAP_RUST_SUM_DUPLICATES(double, int64_t, f64_i64)
+#undef TF_SWAP_RUST_SUM_DUPLICATES
 
 }  // namespace tensorflow::tf_swap
 

@@ -40,35 +40,87 @@ typedef struct tf_swap_error {
   char message[256];
 } tf_swap_error;
 
-/* Hyper-parameters of one Adagrad-SWAP apply. Floats are widened to double,
- * which is exact for float32 values.
- * decay_mode: 0 exact, 1 once per update.
- * epsilon_placement: 0 sqrt(acc) + epsilon (TensorFlow),
- *                    1 sqrt(acc + epsilon) (Keras). */
-typedef struct tf_swap_adagrad_swap_hyper {
-  double learning_rate;
-  double epsilon;
+/* The period discount of one apply (SPEC sections 1 and 4). Floats are
+ * widened to double, which is exact for float32 values.
+ * decay_mode: 0 exact, 1 once per update. */
+typedef struct tf_swap_discount {
   double decay_rate;
   double accumulator_floor;
   int64_t step;
   int64_t decay_period;
   uint32_t decay_mode;
+} tf_swap_discount;
+
+/* A checked discount: the periods completed at the step (step /
+ * decay_period) replace step and decay_period. */
+typedef struct tf_swap_discount_plan {
+  double decay_rate;
+  double accumulator_floor;
+  int64_t periods;
+  uint32_t decay_mode;
+} tf_swap_discount_plan;
+
+/* Hyper-parameters of one Adagrad-SWAP apply.
+ * epsilon_placement: 0 sqrt(acc) + epsilon (TensorFlow),
+ *                    1 sqrt(acc + epsilon) (Keras). */
+typedef struct tf_swap_adagrad_swap_hyper {
+  double learning_rate;
+  double epsilon;
   uint32_t epsilon_placement;
+  tf_swap_discount discount;
 } tf_swap_adagrad_swap_hyper;
+
+/* Checked Adagrad-SWAP hyper-parameters (tf_swap_adagrad_swap_prepare). */
+typedef struct tf_swap_adagrad_swap_plan {
+  double learning_rate;
+  double epsilon;
+  uint32_t epsilon_placement;
+  tf_swap_discount_plan discount;
+} tf_swap_adagrad_swap_plan;
+
+/* Hyper-parameters of one FTRL-SWAP apply: lr > 0; l1, l2, l2_shrinkage,
+ * beta >= 0 (beta adds beta / (2 lr) to l2, as Keras' Ftrl); lr_power <= 0;
+ * staleness_scale in (0, 1] scales the gradient's contribution to linear. */
+typedef struct tf_swap_ftrl_swap_hyper {
+  double learning_rate;
+  double l1;
+  double l2;
+  double l2_shrinkage;
+  double lr_power;
+  double beta;
+  double staleness_scale;
+  tf_swap_discount discount;
+} tf_swap_ftrl_swap_hyper;
+
+/* Checked FTRL-SWAP hyper-parameters (tf_swap_ftrl_swap_prepare). */
+typedef struct tf_swap_ftrl_swap_plan {
+  double learning_rate;
+  double l1;
+  double l2;
+  double l2_shrinkage;
+  double lr_power;
+  double beta;
+  double staleness_scale;
+  tf_swap_discount_plan discount;
+} tf_swap_ftrl_swap_plan;
 
 /* A static description of a status code; never freed. */
 const char *tf_swap_status_str(uint32_t status);
 
-/* Threads to use for an op touching `elements` elements (1 when small). */
-size_t tf_swap_partition_count(size_t elements, size_t max_threads);
+/* Writes to *count the threads to use for an op touching `elements`
+ * elements (1 when small). */
+uint32_t tf_swap_partition_count(size_t *count, size_t elements,
+                                 size_t max_threads, tf_swap_error *error);
 
-/* Rows [*begin, *end) of block `part` of `parts` near-equal blocks. */
-void tf_swap_block_rows(size_t rows, size_t parts, size_t part, size_t *begin,
-                        size_t *end);
+/* Writes rows [*begin, *end) of block `part` of `parts` near-equal blocks. */
+uint32_t tf_swap_block_rows(size_t *begin, size_t *end, size_t rows,
+                            size_t parts, size_t part, tf_swap_error *error);
 
-/* Validates hyper-parameters; call before the first apply of an op. */
-uint32_t tf_swap_adagrad_swap_check_hyper(
-    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+/* Checks hyper-parameters once per op call and writes the plan every apply
+ * of that call reads. */
+uint32_t tf_swap_adagrad_swap_prepare(tf_swap_adagrad_swap_plan *plan,
+                                      const tf_swap_adagrad_swap_hyper *hyper,
+                                      tf_swap_error *error);
 
 /* Dense Adagrad-SWAP on rows [row_begin, row_end) of a variable of `rows`
  * rows of `inner` elements: var, accum, grad hold rows * inner elements,
@@ -76,11 +128,11 @@ uint32_t tf_swap_adagrad_swap_check_hyper(
 uint32_t tf_swap_adagrad_swap_dense_f32(
     float *var, float *accum, int64_t *power, const float *grad, size_t rows,
     size_t inner, size_t row_begin, size_t row_end,
-    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+    const tf_swap_adagrad_swap_plan *plan, tf_swap_error *error);
 uint32_t tf_swap_adagrad_swap_dense_f64(
     double *var, double *accum, int64_t *power, const double *grad,
     size_t rows, size_t inner, size_t row_begin, size_t row_end,
-    const tf_swap_adagrad_swap_hyper *hyper, tf_swap_error *error);
+    const tf_swap_adagrad_swap_plan *plan, tf_swap_error *error);
 
 /* Sparse Adagrad-SWAP of n gradient rows (grad: n * inner) at `indices`
  * into rows [row_begin, row_end) of the variable; indices outside that
@@ -89,23 +141,57 @@ uint32_t tf_swap_adagrad_swap_dense_f64(
 uint32_t tf_swap_adagrad_swap_sparse_f32_i32(
     float *var, float *accum, int64_t *power, const float *grad,
     const int32_t *indices, size_t n, size_t rows, size_t inner,
-    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_plan *plan,
     tf_swap_error *error);
 uint32_t tf_swap_adagrad_swap_sparse_f32_i64(
     float *var, float *accum, int64_t *power, const float *grad,
     const int64_t *indices, size_t n, size_t rows, size_t inner,
-    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_plan *plan,
     tf_swap_error *error);
 uint32_t tf_swap_adagrad_swap_sparse_f64_i32(
     double *var, double *accum, int64_t *power, const double *grad,
     const int32_t *indices, size_t n, size_t rows, size_t inner,
-    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_plan *plan,
     tf_swap_error *error);
 uint32_t tf_swap_adagrad_swap_sparse_f64_i64(
     double *var, double *accum, int64_t *power, const double *grad,
     const int64_t *indices, size_t n, size_t rows, size_t inner,
-    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_hyper *hyper,
+    size_t row_begin, size_t row_end, const tf_swap_adagrad_swap_plan *plan,
     tf_swap_error *error);
+
+/* FTRL-SWAP, as Adagrad-SWAP: prepare once per op call, then dense or
+ * sparse applies on blocks of rows. accum is FTRL's n, linear its z. */
+uint32_t tf_swap_ftrl_swap_prepare(tf_swap_ftrl_swap_plan *plan,
+                                   const tf_swap_ftrl_swap_hyper *hyper,
+                                   tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_dense_f32(
+    float *var, float *accum, float *linear, int64_t *power, const float *grad,
+    size_t rows, size_t inner, size_t row_begin, size_t row_end,
+    const tf_swap_ftrl_swap_plan *plan, tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_dense_f64(
+    double *var, double *accum, double *linear, int64_t *power,
+    const double *grad, size_t rows, size_t inner, size_t row_begin,
+    size_t row_end, const tf_swap_ftrl_swap_plan *plan, tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_sparse_f32_i32(
+    float *var, float *accum, float *linear, int64_t *power, const float *grad,
+    const int32_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_ftrl_swap_plan *plan,
+    tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_sparse_f32_i64(
+    float *var, float *accum, float *linear, int64_t *power, const float *grad,
+    const int64_t *indices, size_t n, size_t rows, size_t inner,
+    size_t row_begin, size_t row_end, const tf_swap_ftrl_swap_plan *plan,
+    tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_sparse_f64_i32(
+    double *var, double *accum, double *linear, int64_t *power,
+    const double *grad, const int32_t *indices, size_t n, size_t rows,
+    size_t inner, size_t row_begin, size_t row_end,
+    const tf_swap_ftrl_swap_plan *plan, tf_swap_error *error);
+uint32_t tf_swap_ftrl_swap_sparse_f64_i64(
+    double *var, double *accum, double *linear, int64_t *power,
+    const double *grad, const int64_t *indices, size_t n, size_t rows,
+    size_t inner, size_t row_begin, size_t row_end,
+    const tf_swap_ftrl_swap_plan *plan, tf_swap_error *error);
 
 /* Checks every index is in [0, rows); sets *has_duplicates. */
 uint32_t tf_swap_check_indices_i32(const int32_t *indices, size_t n,
@@ -175,17 +261,18 @@ uint32_t tf_swap_local_batch_norm_partials_f64(double *partials,
                                                size_t block_end,
                                                tf_swap_error *error);
 
-/* Forward phase 1b: batch_mean, batch_inv_std = 1 / sqrt(var + epsilon)
- * (biased variance) and plan (3 * channels: mean, scale, offset) from all
- * the blocks' partials. gamma, beta, batch_mean, batch_inv_std hold
- * channels. TF_SWAP_EMPTY_BATCH when rows == 0; epsilon must be finite and
+/* Forward phase 1b: batch_mean, batch_inv_std = 1 / sqrt(var + epsilon),
+ * batch_variance = var (biased) and plan (3 * channels: mean, scale,
+ * offset) from all the blocks' partials. gamma, beta, batch_mean,
+ * batch_inv_std, batch_variance hold channels. TF_SWAP_EMPTY_BATCH when rows == 0; epsilon must be finite and
  * > 0. */
 uint32_t tf_swap_local_batch_norm_finish_f32(
-    float *batch_mean, float *batch_inv_std, double *plan,
+    float *batch_mean, float *batch_inv_std, float *batch_variance, double *plan,
     const double *partials, const float *gamma, const float *beta,
     size_t rows, size_t channels, double epsilon, tf_swap_error *error);
 uint32_t tf_swap_local_batch_norm_finish_f64(
-    double *batch_mean, double *batch_inv_std, double *plan,
+    double *batch_mean, double *batch_inv_std, double *batch_variance,
+    double *plan,
     const double *partials, const double *gamma, const double *beta,
     size_t rows, size_t channels, double epsilon, tf_swap_error *error);
 

@@ -2,18 +2,17 @@
 //! SPEC section 1, compared bit for bit over random shapes, hyper-parameters
 //! and step sequences, and over every way of cutting the rows into blocks
 //! and threads (SPEC: "the result never depends on threading"), for the
-//! baseline and the AVX2 builds of the kernels.
+//! baseline build of the kernels and the widest one the CPU runs.
 
 mod common;
 
 use common::swap_reference::{Params, State, reference_dense, reference_sparse};
 use common::{Float, Index, Rng, assert_same_floats};
-use tf_swap::kernels::KernelError;
 use tf_swap::kernels::adagrad_swap::{
-    DecayMode, EpsilonPlacement, Hyper, apply_dense, apply_sparse,
+    AdagradSwapPlan, EpsilonPlacement, apply_dense, apply_dense_baseline, apply_sparse,
+    apply_sparse_baseline,
 };
-#[cfg(target_arch = "x86_64")]
-use tf_swap::kernels::adagrad_swap::{apply_dense_avx2, apply_sparse_avx2};
+use tf_swap::kernels::discount::DecayMode;
 use tf_swap::kernels::partition::block_rows;
 use tf_swap::kernels::sparse_rows::{RowIndex, check_indices, sum_duplicates};
 
@@ -81,19 +80,20 @@ where
 }
 
 /// How one apply is run: rows cut into `blocks`, run round-robin on
-/// `threads`, by the baseline build or the AVX2 one the FFI dispatches to.
+/// `threads`, by the baseline build or the widest one the CPU runs (what
+/// the FFI calls).
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     blocks: usize,
     threads: usize,
-    avx2: bool,
+    wide: bool,
 }
 
-const fn layout(blocks: usize, threads: usize, avx2: bool) -> Layout {
+const fn layout(blocks: usize, threads: usize, wide: bool) -> Layout {
     Layout {
         blocks,
         threads,
-        avx2,
+        wide,
     }
 }
 
@@ -109,48 +109,26 @@ const LAYOUTS: [Layout; 8] = [
     layout(8, 2, true),
 ];
 
-/// The AVX2 build where the CPU has it (the FFI makes the same choice).
-fn dense_avx2<T: Float>(
-    var: &mut [T],
-    acc: &mut [T],
-    power: &mut [i64],
-    grad: &[T],
-    inner: usize,
-    h: &Hyper<T>,
-) -> Result<(), KernelError> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: this CPU has AVX2, checked just above.
-        return unsafe { apply_dense_avx2(var, acc, power, grad, inner, h) };
-    }
-    apply_dense(var, acc, power, grad, inner, h)
-}
-
-#[allow(clippy::too_many_arguments, reason = "mirrors apply_sparse")]
-fn sparse_avx2<T: Float, J: RowIndex>(
-    var: &mut [T],
-    acc: &mut [T],
-    power: &mut [i64],
-    first_row: usize,
-    grad: &[T],
-    indices: &[J],
-    inner: usize,
-    h: &Hyper<T>,
-) -> Result<(), KernelError> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: this CPU has AVX2, checked just above.
-        return unsafe { apply_sparse_avx2(var, acc, power, first_row, grad, indices, inner, h) };
-    }
-    apply_sparse(var, acc, power, first_row, grad, indices, inner, h)
-}
-
-fn kernel_dense<T: Float>(s: &mut State<T>, grad: &[T], h: &Hyper<T>, layout: Layout) {
-    let inner = s.inner;
-    let apply = if layout.avx2 { dense_avx2 } else { apply_dense };
+fn kernel_dense<T: Float>(s: &mut State<T>, grad: &[T], h: &AdagradSwapPlan, layout: Layout) {
+    let (inner, total) = (s.inner, s.rows());
+    let apply = if layout.wide {
+        apply_dense
+    } else {
+        apply_dense_baseline
+    };
     run_blocks(split_blocks(s, layout.blocks), layout.threads, |b| {
         let rows = b.first_row * inner..(b.first_row + b.power.len()) * inner;
-        apply(b.var, b.acc, b.power, &grad[rows], inner, h).expect("valid dense apply");
+        apply(
+            b.var,
+            b.acc,
+            b.power,
+            &grad[rows],
+            inner,
+            b.first_row,
+            total,
+            h,
+        )
+        .expect("valid dense apply");
     });
 }
 
@@ -159,7 +137,7 @@ fn kernel_sparse<T: Float, I: Index>(
     s: &mut State<T>,
     grad: &[T],
     indices: &[I],
-    h: &Hyper<T>,
+    h: &AdagradSwapPlan,
     layout: Layout,
 ) {
     let (n, inner) = (indices.len(), s.inner);
@@ -187,14 +165,14 @@ fn apply_blocks<T: Float, J: RowIndex>(
     s: &mut State<T>,
     grad: &[T],
     indices: &[J],
-    h: &Hyper<T>,
+    h: &AdagradSwapPlan,
     layout: Layout,
 ) {
     let inner = s.inner;
-    let apply = if layout.avx2 {
-        sparse_avx2
-    } else {
+    let apply = if layout.wide {
         apply_sparse
+    } else {
+        apply_sparse_baseline
     };
     run_blocks(split_blocks(s, layout.blocks), layout.threads, |b| {
         apply(b.var, b.acc, b.power, b.first_row, grad, indices, inner, h)
@@ -433,7 +411,7 @@ fn one_row_params(rho: f64, period: i64, mode: DecayMode) -> Params<f64> {
 /// One-row dense apply; returns (acc, power).
 fn step_one_row(acc: f64, power: i64, g: f64, t: i64, h: &Params<f64>) -> (f64, i64) {
     let (mut var, mut acc, mut power) = ([0.0], [acc], [power]);
-    apply_dense(&mut var, &mut acc, &mut power, &[g], 1, &h.hyper(t)).expect("apply");
+    apply_dense(&mut var, &mut acc, &mut power, &[g], 1, 0, 1, &h.hyper(t)).expect("apply");
     (acc[0], power[0])
 }
 
@@ -520,7 +498,18 @@ fn rho_one_is_plain_adagrad() {
             let grad: Vec<f32> = (0..rows * inner)
                 .map(|_| rng.uniform(-2.0, 2.0) as f32)
                 .collect();
-            apply_dense(&mut var, &mut acc, &mut power, &grad, inner, &h.hyper(t)).expect("apply");
+            let rows = power.len();
+            apply_dense(
+                &mut var,
+                &mut acc,
+                &mut power,
+                &grad,
+                inner,
+                0,
+                rows,
+                &h.hyper(t),
+            )
+            .expect("apply");
             for ((w, a), &g) in plain_var.iter_mut().zip(&mut plain_acc).zip(&grad) {
                 *a += g * g;
                 *w -= g * h.lr

@@ -4,20 +4,18 @@
 
 mod common;
 
-use common::{bad_hypers, bits_of, hyper_args, valid_hyper};
+use common::{bad_hypers, bits_of, hyper_args, plan_of, valid_hyper};
 use tf_swap::ffi::TfSwapAdagradSwapHyper;
 use tf_swap::kernels::KernelError;
-use tf_swap::kernels::adagrad_swap::{Hyper, apply_dense, apply_sparse};
+use tf_swap::kernels::adagrad_swap::{AdagradSwapPlan, apply_dense, apply_sparse};
 use tf_swap::kernels::sparse_rows::{check_indices, sum_duplicates};
 
 #[test]
 fn each_bad_hyper_parameter_is_rejected_by_name() {
     for (name, bad) in bad_hypers() {
         let args = hyper_args(&bad);
-        let errors = [
-            Hyper::<f32>::new(&args).err(),
-            Hyper::<f64>::new(&args).err(),
-        ];
+        // One check for both element types: the plan is made once per op call.
+        let errors = [AdagradSwapPlan::new(&args).err()];
         for error in errors {
             let error = error.unwrap_or_else(|| panic!("{name} accepted in {args:?}"));
             assert!(
@@ -40,17 +38,18 @@ fn boundary_hyper_parameters_are_accepted() {
     let edits: [(&str, Edit); 6] = [
         ("learning_rate 0", |h| h.learning_rate = 0.0),
         ("epsilon 0", |h| h.epsilon = 0.0),
-        ("decay_rate 1", |h| h.decay_rate = 1.0),
-        ("accumulator_floor 0", |h| h.accumulator_floor = 0.0),
-        ("decay_period 1", |h| h.decay_period = 1),
-        ("step 1", |h| h.step = 1),
+        ("decay_rate 1", |h| h.discount.decay_rate = 1.0),
+        ("accumulator_floor 0", |h| {
+            h.discount.accumulator_floor = 0.0
+        }),
+        ("decay_period 1", |h| h.discount.decay_period = 1),
+        ("step 1", |h| h.discount.step = 1),
     ];
     for (what, edit) in edits {
         let mut hyper = valid_hyper();
         edit(&mut hyper);
         let args = hyper_args(&hyper);
-        assert!(Hyper::<f32>::new(&args).is_ok(), "f32 rejects {what}");
-        assert!(Hyper::<f64>::new(&args).is_ok(), "f64 rejects {what}");
+        assert!(AdagradSwapPlan::new(&args).is_ok(), "rejects {what}");
     }
 }
 
@@ -128,8 +127,8 @@ impl Table {
     }
 }
 
-fn hyper() -> Hyper<f64> {
-    Hyper::new(&hyper_args(&valid_hyper())).expect("valid")
+fn hyper() -> AdagradSwapPlan {
+    plan_of(&valid_hyper())
 }
 
 fn assert_length_error(result: Result<(), KernelError>, what: &str) {
@@ -147,7 +146,17 @@ fn dense_length_mismatches_write_nothing() {
     let mut control = Table::new();
     let before = control.snapshot();
     let t = &mut control;
-    apply_dense(&mut t.var, &mut t.acc, &mut t.power, &t.grad, INNER, &h).expect("valid");
+    apply_dense(
+        &mut t.var,
+        &mut t.acc,
+        &mut t.power,
+        &t.grad,
+        INNER,
+        0,
+        ROWS,
+        &h,
+    )
+    .expect("valid");
     let after = control.snapshot();
     assert!(
         after.0 != before.0 && after.1 != before.1 && after.2 != before.2,
@@ -162,6 +171,8 @@ fn dense_length_mismatches_write_nothing() {
         &mut t.power,
         &t.grad,
         INNER,
+        0,
+        ROWS,
         &h,
     );
     assert_length_error(result, "var");
@@ -171,6 +182,8 @@ fn dense_length_mismatches_write_nothing() {
         &mut t.power,
         &t.grad,
         INNER,
+        0,
+        ROWS,
         &h,
     );
     assert_length_error(result, "accum");
@@ -180,6 +193,8 @@ fn dense_length_mismatches_write_nothing() {
         &mut t.power,
         &t.grad[1..],
         INNER,
+        0,
+        ROWS,
         &h,
     );
     assert_length_error(result, "grad");
@@ -189,10 +204,21 @@ fn dense_length_mismatches_write_nothing() {
         &mut t.power[1..],
         &t.grad,
         INNER,
+        0,
+        ROWS,
         &h,
     );
     assert_length_error(result, "var");
-    let result = apply_dense(&mut t.var, &mut t.acc, &mut t.power, &t.grad, INNER + 1, &h);
+    let result = apply_dense(
+        &mut t.var,
+        &mut t.acc,
+        &mut t.power,
+        &t.grad,
+        INNER + 1,
+        0,
+        ROWS,
+        &h,
+    );
     assert_length_error(result, "var");
     assert_eq!(t.snapshot(), before, "a refused dense call wrote");
 }

@@ -8,9 +8,9 @@ mod common;
 use std::ffi::{CStr, c_char};
 use std::ptr::{null, null_mut};
 
-use common::{bad_hypers, bits_of, hyper_args, valid_hyper};
+use common::{abi_plan, bad_hypers, bits_of, plan_of, prepare, valid_hyper};
 use tf_swap::ffi::*;
-use tf_swap::kernels::adagrad_swap::{Hyper, apply_dense, apply_sparse};
+use tf_swap::kernels::adagrad_swap::{apply_dense, apply_sparse};
 use tf_swap::kernels::partition::{block_rows, partition_count};
 use tf_swap::kernels::sparse_rows::sum_duplicates;
 
@@ -69,10 +69,13 @@ impl Table {
     }
 }
 
-/// Dense f32 apply over all `ROWS` x `INNER` elements of raw buffers.
+/// Dense f32 apply over all `ROWS` x `INNER` elements of raw buffers, as
+/// the op makes it: the hyper-parameters prepared once, then the apply
+/// (not called when the preparation fails).
 ///
 /// # Safety
-/// As `tf_swap_adagrad_swap_dense_f32` with `rows = ROWS`, `inner = INNER`.
+/// As `tf_swap_adagrad_swap_dense_f32` with `rows = ROWS`, `inner = INNER`;
+/// `hyper` is NULL or live.
 unsafe fn dense_raw(
     var: *mut f32,
     accum: *mut f32,
@@ -81,14 +84,25 @@ unsafe fn dense_raw(
     hyper: *const TfSwapAdagradSwapHyper,
     error: *mut TfSwapError,
 ) -> u32 {
+    let mut plan = common::empty_plan();
+    // SAFETY: forwarded from this function's contract.
+    let status = unsafe { tf_swap_adagrad_swap_prepare(&mut plan, hyper, error) };
+    if status != 0 {
+        return status;
+    }
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        tf_swap_adagrad_swap_dense_f32(var, accum, power, grad, ROWS, INNER, 0, ROWS, hyper, error)
+        tf_swap_adagrad_swap_dense_f32(var, accum, power, grad, ROWS, INNER, 0, ROWS, &plan, error)
     }
 }
 
-/// Dense f32 apply on `t`'s own buffers over rows `[begin, end)`.
+/// Dense f32 apply on `t`'s own buffers over rows `[begin, end)`, prepared
+/// as the op prepares it.
 fn dense(t: &mut Table, begin: usize, end: usize, hyper: &TfSwapAdagradSwapHyper) -> (u32, String) {
+    let (status, error, plan) = prepare(hyper);
+    if status != 0 {
+        return (status, message(&error));
+    }
     let mut error = error_slot();
     // SAFETY: every pointer comes from a live Vec of the length the call
     // derives from ROWS and INNER; the four Vecs are distinct.
@@ -102,7 +116,7 @@ fn dense(t: &mut Table, begin: usize, end: usize, hyper: &TfSwapAdagradSwapHyper
             INNER,
             begin,
             end,
-            hyper,
+            &plan,
             &mut error,
         )
     };
@@ -150,6 +164,7 @@ fn status_strings() {
 #[test]
 fn empty_op_with_null_pointers_is_a_no_op() {
     let hyper = valid_hyper();
+    let plan = abi_plan(&hyper);
     let mut error = error_slot();
     // SAFETY: every buffer is empty (rows = 0), so NULL is allowed.
     let status = unsafe {
@@ -162,7 +177,7 @@ fn empty_op_with_null_pointers_is_a_no_op() {
             INNER,
             0,
             0,
-            &hyper,
+            &plan,
             &mut error,
         )
     };
@@ -181,7 +196,7 @@ fn empty_op_with_null_pointers_is_a_no_op() {
             0,
             0,
             3,
-            &hyper,
+            &plan,
             &mut error,
         )
     };
@@ -203,7 +218,7 @@ fn empty_op_with_null_pointers_is_a_no_op() {
             INNER,
             0,
             ROWS,
-            &hyper,
+            &plan,
             &mut error,
         )
     };
@@ -369,7 +384,7 @@ fn overlapping_buffers_are_refused() {
             INNER,
             0,
             ROWS,
-            &hyper,
+            &abi_plan(&hyper),
             &mut error,
         )
     };
@@ -409,9 +424,19 @@ fn adjacent_buffers_are_accepted() {
     };
     assert_eq!(status, 0, "{}", message(&error));
     let mut want = Table::new();
-    let h = Hyper::new(&hyper_args(&hyper)).expect("valid");
+    let h = plan_of(&hyper);
     let w = &mut want;
-    apply_dense(&mut w.var, &mut w.acc, &mut w.power, &w.grad, INNER, &h).expect("valid");
+    apply_dense(
+        &mut w.var,
+        &mut w.acc,
+        &mut w.power,
+        &w.grad,
+        INNER,
+        0,
+        ROWS,
+        &h,
+    )
+    .expect("valid");
     t.var.copy_from_slice(&joined[..N]);
     t.acc.copy_from_slice(&joined[N..]);
     assert_eq!(t.snapshot(), want.snapshot());
@@ -487,13 +512,11 @@ fn unknown_mode_codes_are_refused() {
     for (what, code) in [("decay_mode", 0), ("epsilon_placement", 1)] {
         let mut hyper = valid_hyper();
         if code == 0 {
-            hyper.decay_mode = 7;
+            hyper.discount.decay_mode = 7;
         } else {
             hyper.epsilon_placement = 7;
         }
-        let mut error = error_slot();
-        // SAFETY: hyper and error are live locals.
-        let status = unsafe { tf_swap_adagrad_swap_check_hyper(&hyper, &mut error) };
+        let (status, error, _) = prepare(&hyper);
         expect_failure(status, &error, TfSwapStatus::UnknownMode, &[what, "7"]);
         let mut t = Table::new();
         let before = t.snapshot();
@@ -506,36 +529,19 @@ fn unknown_mode_codes_are_refused() {
 #[test]
 fn bad_hyper_parameters_are_refused_before_any_write() {
     for (name, hyper) in bad_hypers() {
-        let mut error = error_slot();
-        // SAFETY: hyper and error are live locals.
-        let status = unsafe { tf_swap_adagrad_swap_check_hyper(&hyper, &mut error) };
+        let (status, error, plan) = prepare(&hyper);
         expect_failure(status, &error, TfSwapStatus::InvalidHyperParameter, &[name]);
+        assert_eq!(
+            format!("{plan:?}"),
+            format!("{:?}", common::empty_plan()),
+            "bad {name}: the plan was written"
+        );
 
         let mut t = Table::new();
         let before = t.snapshot();
         let (status, text) = dense(&mut t, 0, ROWS, &hyper);
         assert_eq!(status, TfSwapStatus::InvalidHyperParameter as u32, "{text}");
         assert!(text.contains(name), "{text:?} lacks {name}");
-        let indices = [3i32, 0];
-        // SAFETY: table buffers are live Vecs of the declared sizes; grad
-        // holds at least 2 * INNER elements for the 2 indices.
-        let status = unsafe {
-            tf_swap_adagrad_swap_sparse_f32_i32(
-                t.var.as_mut_ptr(),
-                t.acc.as_mut_ptr(),
-                t.power.as_mut_ptr(),
-                t.grad.as_ptr(),
-                indices.as_ptr(),
-                2,
-                ROWS,
-                INNER,
-                0,
-                ROWS,
-                &hyper,
-                &mut error,
-            )
-        };
-        expect_failure(status, &error, TfSwapStatus::InvalidHyperParameter, &[name]);
         assert_eq!(t.snapshot(), before, "bad {name}: something was written");
     }
 }
@@ -578,7 +584,7 @@ fn out_of_range_index_is_reported_with_its_value() {
 #[test]
 fn null_error_pointer_is_allowed() {
     let mut hyper = valid_hyper();
-    hyper.step = 0;
+    hyper.discount.step = 0;
     let mut t = Table::new();
     // SAFETY: the table buffers are live Vecs of the declared sizes; error
     // may be NULL.
@@ -604,10 +610,21 @@ fn null_error_pointer_is_allowed() {
 #[test]
 fn row_range_calls_match_the_kernel() {
     let hyper = valid_hyper();
-    let h = Hyper::<f32>::new(&hyper_args(&hyper)).expect("valid");
+    let plan = abi_plan(&hyper);
+    let h = plan_of(&hyper);
     let mut want = Table::new();
     let w = &mut want;
-    apply_dense(&mut w.var, &mut w.acc, &mut w.power, &w.grad, INNER, &h).expect("valid");
+    apply_dense(
+        &mut w.var,
+        &mut w.acc,
+        &mut w.power,
+        &w.grad,
+        INNER,
+        0,
+        ROWS,
+        &h,
+    )
+    .expect("valid");
     let mut got = Table::new();
     for (begin, end) in [(0, 1), (1, 1), (1, ROWS)] {
         let (status, text) = dense(&mut got, begin, end, &hyper);
@@ -647,7 +664,7 @@ fn row_range_calls_match_the_kernel() {
                 INNER,
                 begin,
                 end,
-                &hyper,
+                &plan,
                 &mut error,
             )
         };
@@ -688,21 +705,88 @@ fn sum_duplicates_matches_the_kernel() {
 
 #[test]
 fn partition_helpers_match_the_kernel() {
+    let mut error = error_slot();
     for (elements, threads) in [(0, 4), (1 << 20, 2), (1 << 30, 8), (1 << 30, 0)] {
-        // SAFETY: always safe to call.
-        let got = unsafe { tf_swap_partition_count(elements, threads) };
-        assert_eq!(got, partition_count(elements, threads));
+        let mut got = 0usize;
+        // SAFETY: `got` and `error` are live locals.
+        let status = unsafe { tf_swap_partition_count(&mut got, elements, threads, &mut error) };
+        assert_eq!((status, got), (0, partition_count(elements, threads)));
     }
     for (rows, parts, part) in [(10, 3, 0), (10, 3, 2), (5, 8, 7), (0, 2, 1)] {
         let (mut begin, mut end) = (usize::MAX, usize::MAX);
-        // SAFETY: begin and end are live locals.
-        unsafe { tf_swap_block_rows(rows, parts, part, &mut begin, &mut end) };
+        // SAFETY: begin, end and error are live locals.
+        let status =
+            unsafe { tf_swap_block_rows(&mut begin, &mut end, rows, parts, part, &mut error) };
+        assert_eq!(status, 0);
         assert_eq!(
             (begin, end),
             block_rows(rows, parts, part),
             "{rows} {parts} {part}"
         );
     }
-    // SAFETY: NULL outputs are tolerated (nothing is written).
-    unsafe { tf_swap_block_rows(10, 2, 0, null_mut(), null_mut()) };
+    // NULL outputs are refused by name, and nothing is written.
+    let mut end = 7usize;
+    // SAFETY: NULL is allowed and refused.
+    let status = unsafe { tf_swap_block_rows(null_mut(), &mut end, 10, 2, 0, &mut error) };
+    expect_failure(status, &error, TfSwapStatus::NullPointer, &["begin"]);
+    assert_eq!(end, 7, "a refused call wrote end");
+    // SAFETY: as above.
+    let status = unsafe { tf_swap_partition_count(null_mut(), 10, 2, &mut error) };
+    expect_failure(status, &error, TfSwapStatus::NullPointer, &["count"]);
+}
+
+#[test]
+fn a_plan_is_read_as_prepared() {
+    let hyper = valid_hyper();
+    let mut t = Table::new();
+    let before = t.snapshot();
+    let mut error = error_slot();
+    // A NULL plan is refused by name.
+    // SAFETY: the table's buffers are live; the plan may be NULL.
+    let status = unsafe {
+        tf_swap_adagrad_swap_dense_f32(
+            t.var.as_mut_ptr(),
+            t.acc.as_mut_ptr(),
+            t.power.as_mut_ptr(),
+            t.grad.as_ptr(),
+            ROWS,
+            INNER,
+            0,
+            ROWS,
+            null(),
+            &mut error,
+        )
+    };
+    expect_failure(status, &error, TfSwapStatus::NullPointer, &["plan"]);
+    // A plan whose mode code no preparation writes is refused.
+    let mut plan = abi_plan(&hyper);
+    plan.discount.decay_mode = 9;
+    // SAFETY: as above, with a live plan.
+    let status = unsafe {
+        tf_swap_adagrad_swap_dense_f32(
+            t.var.as_mut_ptr(),
+            t.acc.as_mut_ptr(),
+            t.power.as_mut_ptr(),
+            t.grad.as_ptr(),
+            ROWS,
+            INNER,
+            0,
+            ROWS,
+            &plan,
+            &mut error,
+        )
+    };
+    expect_failure(
+        status,
+        &error,
+        TfSwapStatus::UnknownMode,
+        &["decay_mode", "9"],
+    );
+    assert_eq!(t.snapshot(), before, "a refused apply wrote");
+    // The plan holds the periods completed at the step.
+    let plan = abi_plan(&hyper);
+    assert_eq!(
+        plan.discount.periods,
+        hyper.discount.step / hyper.discount.decay_period
+    );
 }

@@ -23,7 +23,8 @@ use common::{Float, Index, same_float};
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
 use tf_swap::ffi::*;
-use tf_swap::kernels::adagrad_swap::{DecayMode, EpsilonPlacement};
+use tf_swap::kernels::adagrad_swap::EpsilonPlacement;
+use tf_swap::kernels::discount::DecayMode;
 
 const CASES: u32 = 4000;
 
@@ -300,12 +301,14 @@ fn hyper() -> impl Strategy<Value = (TfSwapAdagradSwapHyper, Vec<TfSwapStatus>)>
             let hyper = TfSwapAdagradSwapHyper {
                 learning_rate: lr,
                 epsilon: eps,
-                decay_rate: rho,
-                accumulator_floor: floor,
-                step,
-                decay_period: period,
-                decay_mode: mode,
                 epsilon_placement: placement,
+                discount: TfSwapDiscount {
+                    decay_rate: rho,
+                    accumulator_floor: floor,
+                    step,
+                    decay_period: period,
+                    decay_mode: mode,
+                },
             };
             let finite_at_least_0 = |v: f64| v.is_finite() && v >= 0.0;
             let valid = finite_at_least_0(lr)
@@ -331,10 +334,10 @@ fn params<T: Float>(h: &TfSwapAdagradSwapHyper) -> Params<T> {
     Params {
         lr: T::from_f64(h.learning_rate),
         eps: T::from_f64(h.epsilon),
-        rho: T::from_f64(h.decay_rate),
-        floor: T::from_f64(h.accumulator_floor),
-        period: h.decay_period,
-        mode: if h.decay_mode == 0 {
+        rho: T::from_f64(h.discount.decay_rate),
+        floor: T::from_f64(h.discount.accumulator_floor),
+        period: h.discount.decay_period,
+        mode: if h.discount.decay_mode == 0 {
             DecayMode::Exact
         } else {
             DecayMode::OncePerUpdate
@@ -369,9 +372,36 @@ type Dense<T> = unsafe extern "C" fn(
     usize,
     usize,
     usize,
-    *const TfSwapAdagradSwapHyper,
+    *const TfSwapAdagradSwapPlan,
     *mut TfSwapError,
 ) -> u32;
+
+/// The op's first step: the hyper-parameters checked once into a plan.
+/// `Ok(Some(plan))` when they are valid; `Ok(None)` when the preparation
+/// refused them as the oracle expects (no apply follows, nothing is
+/// written: the plan stays as it was).
+fn prepared(
+    hyper: &TfSwapAdagradSwapHyper,
+    faults: &[TfSwapStatus],
+    null: bool,
+) -> Result<Option<TfSwapAdagradSwapPlan>, TestCaseError> {
+    let mut faults = faults.to_vec();
+    if null {
+        faults.push(TfSwapStatus::NullPointer);
+    }
+    let ptr: *const TfSwapAdagradSwapHyper = if null { std::ptr::null() } else { hyper };
+    let mut plan = common::empty_plan();
+    let mut error = error_slot();
+    // SAFETY: `ptr` is NULL or a live struct; `plan` and `error` are live.
+    let status = unsafe { tf_swap_adagrad_swap_prepare(&mut plan, ptr, &mut error) };
+    let untouched = format!("{plan:?}") == format!("{:?}", common::empty_plan());
+    let args = Args::new(Vec::new());
+    if !check_outcome(status, &error, &faults, &[], &args)? {
+        prop_assert!(untouched, "a refused preparation wrote the plan");
+        return Ok(None);
+    }
+    Ok(Some(plan))
+}
 
 #[derive(Debug, Clone)]
 struct DenseCase {
@@ -432,21 +462,16 @@ fn run_dense<T: Float>(f: Dense<T>, case: &DenseCase) -> Result<(), TestCaseErro
         buffer(&case.powers, true, case.passes[2]),
         buffer(&grad, false, case.passes[3]),
     ]);
-    let (hyper, mut faults) = case.hyper.clone();
-    faults.extend(args.faults());
-    if case.hyper_null {
-        faults.push(TfSwapStatus::NullPointer);
-    }
+    let (hyper, hyper_faults) = case.hyper.clone();
+    let Some(plan) = prepared(&hyper, &hyper_faults, case.hyper_null)? else {
+        return Ok(());
+    };
+    let mut faults = args.faults();
     let (begin, end) = case.range;
     if !(begin <= end && end <= case.rows) {
         faults.push(TfSwapStatus::InvalidRowRange);
     }
     let before = args.storage.clone();
-    let hyper_ptr: *const TfSwapAdagradSwapHyper = if case.hyper_null {
-        std::ptr::null()
-    } else {
-        &hyper
-    };
     let mut error = error_slot();
     // What the call sees (an output may alias an empty buffer).
     let (var, acc, powers) = (args.passed::<T>(0), args.passed::<T>(1), args.passed(2));
@@ -455,7 +480,7 @@ fn run_dense<T: Float>(f: Dense<T>, case: &DenseCase) -> Result<(), TestCaseErro
     // the checks this test exercises (aliases stay inside the storage).
     let status = unsafe {
         f(
-            p0, p1, p2, p3, case.rows, case.inner, begin, end, hyper_ptr, &mut error,
+            p0, p1, p2, p3, case.rows, case.inner, begin, end, &plan, &mut error,
         )
     };
     if !check_outcome(status, &error, &faults, &before, &args)? {
@@ -476,7 +501,7 @@ fn run_dense<T: Float>(f: Dense<T>, case: &DenseCase) -> Result<(), TestCaseErro
                 row_mut(&mut want.var, r, case.inner),
                 row_mut(&mut want.acc, r, case.inner),
             );
-            reference_row(w, a, &mut want.power[r], g, hyper.step, &p);
+            reference_row(w, a, &mut want.power[r], g, hyper.discount.step, &p);
         }
     }
     same(&args.read::<T>(0), &want.var)?;
@@ -502,7 +527,7 @@ fn run_dense<T: Float>(f: Dense<T>, case: &DenseCase) -> Result<(), TestCaseErro
                 case.inner,
                 begin + b,
                 begin + e,
-                &hyper,
+                &plan,
                 &mut error,
             )
         };
@@ -528,17 +553,13 @@ proptest! {
     }
 
     #[test]
-    fn check_hyper(case in hyper(), null in prop::bool::weighted(0.1)) {
-        let (hyper, mut faults) = case;
-        if null {
-            faults.push(TfSwapStatus::NullPointer);
+    fn prepare_hyper(case in hyper(), null in prop::bool::weighted(0.1)) {
+        let (hyper, faults) = case;
+        if let Some(plan) = prepared(&hyper, &faults, null)? {
+            let d = &hyper.discount;
+            prop_assert_eq!(plan.discount.periods, d.step / d.decay_period);
+            prop_assert_eq!(plan.learning_rate.to_bits(), hyper.learning_rate.to_bits());
         }
-        let ptr: *const TfSwapAdagradSwapHyper = if null { std::ptr::null() } else { &hyper };
-        let mut error = error_slot();
-        // SAFETY: `ptr` is NULL or a live struct.
-        let status = unsafe { tf_swap_adagrad_swap_check_hyper(ptr, &mut error) };
-        let args = Args::new(Vec::new());
-        check_outcome(status, &error, &faults, &[], &args)?;
     }
 }
 
@@ -555,7 +576,7 @@ type Sparse<T, I> = unsafe extern "C" fn(
     usize,
     usize,
     usize,
-    *const TfSwapAdagradSwapHyper,
+    *const TfSwapAdagradSwapPlan,
     *mut TfSwapError,
 ) -> u32;
 
@@ -604,8 +625,11 @@ fn run_sparse<T: Float, I: Index>(f: Sparse<T, I>, case: &SparseCase) -> Result<
             if n % 3 == 0 { Pass::Own } else { passes[4] },
         ),
     ]);
-    let (hyper, mut faults) = d.hyper.clone();
-    faults.extend(args.faults());
+    let (hyper, hyper_faults) = d.hyper.clone();
+    let Some(plan) = prepared(&hyper, &hyper_faults, d.hyper_null)? else {
+        return Ok(());
+    };
+    let mut faults = args.faults();
     let (begin, end) = d.range;
     if !(begin <= end && end <= d.rows) {
         faults.push(TfSwapStatus::InvalidRowRange);
@@ -623,7 +647,7 @@ fn run_sparse<T: Float, I: Index>(f: Sparse<T, I>, case: &SparseCase) -> Result<
     // SAFETY: as in `run_dense`.
     let status = unsafe {
         f(
-            p0, p1, p2, p3, p4, n, d.rows, d.inner, begin, end, &hyper, &mut error,
+            p0, p1, p2, p3, p4, n, d.rows, d.inner, begin, end, &plan, &mut error,
         )
     };
     if !check_outcome(status, &error, &faults, &before, &args)? {
@@ -649,7 +673,7 @@ fn run_sparse<T: Float, I: Index>(f: Sparse<T, I>, case: &SparseCase) -> Result<
             row_mut(&mut want.var, r, d.inner),
             row_mut(&mut want.acc, r, d.inner),
         );
-        reference_row(w, a, &mut want.power[r], g, hyper.step, &p);
+        reference_row(w, a, &mut want.power[r], g, hyper.discount.step, &p);
     }
     same(&args.read::<T>(0), &want.var)?;
     same(&args.read::<T>(1), &want.acc)?;
@@ -849,24 +873,34 @@ proptest! {
     #[test]
     fn block_rows_tile_the_rows(rows in 0usize..10_000, parts in 1usize..70) {
         let mut next = 0;
+        let mut error = error_slot();
         for part in 0..parts {
             let (mut begin, mut end) = (usize::MAX, usize::MAX);
-            // SAFETY: two live usizes.
-            unsafe { tf_swap_block_rows(rows, parts, part, &mut begin, &mut end) };
+            // SAFETY: two live usizes and a live error slot.
+            let status =
+                unsafe { tf_swap_block_rows(&mut begin, &mut end, rows, parts, part, &mut error) };
+            prop_assert_eq!(status, 0);
             prop_assert_eq!(begin, next);
             prop_assert!(end >= begin && end - begin <= rows / parts + 1);
             next = end;
         }
         prop_assert_eq!(next, rows);
-        // NULL outputs are ignored, not written.
-        // SAFETY: NULL is allowed.
-        unsafe { tf_swap_block_rows(rows, parts, 0, std::ptr::null_mut(), std::ptr::null_mut()) };
+        // NULL outputs are refused, not written.
+        let mut end = 3usize;
+        // SAFETY: NULL is allowed (and refused).
+        let status =
+            unsafe { tf_swap_block_rows(std::ptr::null_mut(), &mut end, rows, parts, 0, &mut error) };
+        prop_assert_eq!(status, TfSwapStatus::NullPointer as u32);
+        prop_assert_eq!(end, 3);
     }
 
     #[test]
     fn partition_count_is_a_usable_thread_count(elements in 0usize..(1 << 24), threads in 0usize..64) {
-        // SAFETY: scalars only.
-        let count = unsafe { tf_swap_partition_count(elements, threads) };
+        let mut count = 0usize;
+        let mut error = error_slot();
+        // SAFETY: live outputs.
+        let status = unsafe { tf_swap_partition_count(&mut count, elements, threads, &mut error) };
+        prop_assert_eq!(status, 0);
         prop_assert!(count >= 1 && count <= threads.max(1));
     }
 
@@ -985,6 +1019,7 @@ type Partials<T> =
 type Finish<T> = unsafe extern "C" fn(
     *mut T,
     *mut T,
+    *mut T,
     *mut f64,
     *const f64,
     *const T,
@@ -1066,7 +1101,7 @@ fn bn_pipeline<T: Float>(
     let (rows, ch) = (c.rows, c.channels);
     let blocks = blocks_of(rows, ch);
     let zero = T::from_f64(0.0);
-    let (mut mean, mut inv) = (vec![zero; ch], vec![zero; ch]);
+    let (mut mean, mut inv, mut var) = (vec![zero; ch], vec![zero; ch], vec![zero; ch]);
     let (mut plan, mut bplan) = (vec![0.0; 3 * ch], vec![0.0; 4 * ch]);
     let (mut fp, mut bp) = (vec![0.0; 2 * ch * blocks], vec![0.0; 3 * ch * blocks]);
     let mut error = error_slot();
@@ -1080,6 +1115,7 @@ fn bn_pipeline<T: Float>(
         (e.finish)(
             mean.as_mut_ptr(),
             inv.as_mut_ptr(),
+            var.as_mut_ptr(),
             plan.as_mut_ptr(),
             fp.as_ptr(),
             gamma.as_ptr(),
@@ -1091,6 +1127,14 @@ fn bn_pipeline<T: Float>(
         )
     };
     prop_assert_eq!(s, 0, "{}", message(&error)?);
+    // The variance is the one inv_std was made from.
+    for (&v, &i) in var.iter().zip(&inv) {
+        let from_inv = 1.0 / (i.to_f64() * i.to_f64()) - epsilon;
+        prop_assert!(
+            (v.to_f64() - from_inv).abs() <= 1e-3 * (1.0 + v.to_f64().abs()),
+            "variance {v:?} vs 1/inv^2 - eps = {from_inv}"
+        );
+    }
     let mut y = vec![zero; rows * ch];
     for (b, end) in self::blocks(rows, &c.cuts) {
         // SAFETY: as above, rows in range.
@@ -1198,6 +1242,7 @@ fn run_bn<T: Float>(e: &BnExports<T>, c: &BnCase) -> Result<(), TestCaseError> {
         vec![
             buffer(&vec![zero; ch], true, p[2]),
             buffer(&vec![zero; ch], true, p[3]),
+            buffer(&vec![zero; ch], true, p[3]),
             buffer(&vec![0.0f64; 3 * ch], true, p[4]),
             buffer(&fp, false, p[5]),
             buffer(&gamma, false, p[6]),
@@ -1213,6 +1258,7 @@ fn run_bn<T: Float>(e: &BnExports<T>, c: &BnCase) -> Result<(), TestCaseError> {
                 a.ptr(3),
                 a.ptr(4),
                 a.ptr(5),
+                a.ptr(6),
                 rows,
                 ch,
                 c.epsilon,

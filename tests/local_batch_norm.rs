@@ -42,6 +42,7 @@ struct Reference {
     y: Vec<f64>,
     mean: Vec<f64>,
     inv: Vec<f64>,
+    var: Vec<f64>,
     dx: Vec<f64>,
     dgamma: Vec<f64>,
     dbeta: Vec<f64>,
@@ -82,6 +83,7 @@ fn reference(x: &[f64], dy: &[f64], gamma: &[f64], beta: &[f64], c: usize, eps: 
         y,
         mean,
         inv,
+        var,
         dx,
         dgamma,
         dbeta,
@@ -92,6 +94,7 @@ struct Outputs<T> {
     y: Vec<T>,
     mean: Vec<T>,
     inv: Vec<T>,
+    var: Vec<T>,
     dx: Vec<T>,
     dgamma: Vec<T>,
     dbeta: Vec<T>,
@@ -114,6 +117,7 @@ trait Exports: Copy + Default + Send + Sync + 'static {
     unsafe fn finish(
         m: *mut Self,
         i: *mut Self,
+        v: *mut Self,
         plan: *mut f64,
         p: *const f64,
         g: *const Self,
@@ -196,6 +200,7 @@ macro_rules! exports {
             unsafe fn finish(
                 m: *mut Self,
                 i: *mut Self,
+                v: *mut Self,
                 plan: *mut f64,
                 p: *const f64,
                 g: *const Self,
@@ -206,7 +211,7 @@ macro_rules! exports {
                 e: *mut TfSwapError,
             ) -> u32 {
                 // SAFETY: lengths as stated.
-                unsafe { $fin(m, i, plan, p, g, b, rows, c, eps, e) }
+                unsafe { $fin(m, i, v, plan, p, g, b, rows, c, eps, e) }
             }
             unsafe fn normalize(
                 y: *mut Self,
@@ -335,6 +340,7 @@ fn run<T: Exports>(
         y: vec![T::default(); x.len()],
         mean: vec![T::default(); c],
         inv: vec![T::default(); c],
+        var: vec![T::default(); c],
         dx: vec![T::default(); x.len()],
         dgamma: vec![T::default(); c],
         dbeta: vec![T::default(); c],
@@ -375,6 +381,7 @@ fn run<T: Exports>(
         T::finish(
             o.mean.as_mut_ptr(),
             o.inv.as_mut_ptr(),
+            o.var.as_mut_ptr(),
             pl.get(),
             fp.get(),
             gamma.as_ptr(),
@@ -489,6 +496,7 @@ fn check_against_reference<T: Exports>(rows: usize, c: usize, tol: f64, seed: u6
     close("y", &widen(&got.y), &want.y, tol, tol);
     close("mean", &widen(&got.mean), &want.mean, tol, tol);
     close("inv", &widen(&got.inv), &want.inv, tol, tol);
+    close("var", &widen(&got.var), &want.var, tol, tol);
     close("dx", &widen(&got.dx), &want.dx, tol, tol);
     close(
         "dgamma",
@@ -574,6 +582,7 @@ fn assert_bit_identical<T: Exports>(a: &Outputs<T>, b: &Outputs<T>, what: &str) 
         ("y", &a.y, &b.y),
         ("mean", &a.mean, &b.mean),
         ("inv", &a.inv, &b.inv),
+        ("var", &a.var, &b.var),
         ("dx", &a.dx, &b.dx),
         ("dgamma", &a.dgamma, &b.dgamma),
         ("dbeta", &a.dbeta, &b.dbeta),
@@ -632,7 +641,7 @@ fn validation_rejects_bad_input_before_writing() {
     let x = [1.0f32; 6];
     let (g, b) = ([1.0f32; 3], [0.0f32; 3]);
     let mut plan = [7.0f64; 9];
-    let (mut m, mut i) = ([9.0f32; 3], [9.0f32; 3]);
+    let (mut m, mut i, mut v) = ([9.0f32; 3], [9.0f32; 3], [9.0f32; 3]);
     let partials = [0.5f64; 6];
     let mut call = |rows: usize, eps: f64| {
         let (pm, rest) = plan.split_at_mut(3);
@@ -641,6 +650,7 @@ fn validation_rejects_bad_input_before_writing() {
         forward_finish(
             &mut m,
             &mut i,
+            &mut v,
             ForwardPlanMut {
                 mean: pm,
                 scale: ps,
@@ -681,6 +691,7 @@ fn validation_rejects_bad_input_before_writing() {
         })
     ));
     assert_eq!(m, [9.0; 3], "nothing written");
+    assert_eq!(v, [9.0; 3], "nothing written");
     assert!(plan.iter().all(|&p| p == 7.0), "nothing written");
     assert!(out.iter().all(|&p| p == 3.0), "nothing written");
     assert!(check_epsilon(1e-3).is_ok());
@@ -692,7 +703,7 @@ fn validation_rejects_bad_input_before_writing() {
 #[test]
 fn exports_report_status_codes() {
     let x = [1.0f32, 2.0];
-    let (mut m, mut i) = ([0.0f32; 2], [0.0f32; 2]);
+    let (mut m, mut i, mut v) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
     let mut plan = [0.0f64; 6];
     let mut partials = [0.0f64; 4];
     let mut error = new_error();
@@ -701,6 +712,7 @@ fn exports_report_status_codes() {
         tf_swap_local_batch_norm_finish_f32(
             m.as_mut_ptr(),
             i.as_mut_ptr(),
+            v.as_mut_ptr(),
             plan.as_mut_ptr(),
             partials.as_ptr(),
             x.as_ptr(),
@@ -738,6 +750,7 @@ fn exports_report_status_codes() {
         tf_swap_local_batch_norm_finish_f32(
             m.as_mut_ptr(),
             i.as_mut_ptr(),
+            v.as_mut_ptr(),
             plan.as_mut_ptr(),
             partials.as_ptr(),
             x.as_ptr(),

@@ -18,26 +18,6 @@ use crate::kernels::batch_norm::{
 };
 use crate::kernels::{KernelError, Real};
 
-/// Calls the widest build of a kernel the CPU runs (`crate::kernels::
-/// batch_norm::wide`), else the baseline one; the results are the same.
-macro_rules! widest {
-    ($base:ident, $avx2:ident, $avx512:ident, ($($arg:expr),* $(,)?)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            use crate::kernels::batch_norm::wide::{$avx2, $avx512};
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F, checked just above.
-                return Ok(unsafe { $avx512($($arg),*) }?);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return Ok(unsafe { $avx2($($arg),*) }?);
-            }
-        }
-        Ok($base($($arg),*)?)
-    }};
-}
-
 fn check_range(begin: usize, end: usize, len: usize) -> Result<(), FfiError> {
     if begin <= end && end <= len {
         Ok(())
@@ -98,6 +78,7 @@ unsafe fn partials<T: Real>(
 unsafe fn finish<T: Real>(
     batch_mean: *mut T,
     batch_inv_std: *mut T,
+    batch_variance: *mut T,
     plan: *mut f64,
     partials: *const f64,
     gamma: *const T,
@@ -115,6 +96,7 @@ unsafe fn finish<T: Real>(
         &[
             region("batch_mean", batch_mean, channels)?,
             region("batch_inv_std", batch_inv_std, channels)?,
+            region("batch_variance", batch_variance, channels)?,
             region("plan", plan, plan_len)?,
         ],
         &[
@@ -125,10 +107,11 @@ unsafe fn finish<T: Real>(
     )?;
     // SAFETY: lengths per the contract, checked non-overlapping; the plan is
     // split into three disjoint planes; the inputs are only read.
-    let (batch_mean, batch_inv_std, plan, partials, gamma, beta) = unsafe {
+    let (batch_mean, batch_inv_std, batch_variance, plan, partials, gamma, beta) = unsafe {
         (
             slice_mut(batch_mean, 0, channels),
             slice_mut(batch_inv_std, 0, channels),
+            slice_mut(batch_variance, 0, channels),
             ForwardPlanMut {
                 mean: slice_mut(plan, 0, channels),
                 scale: slice_mut(plan, channels, channels),
@@ -142,6 +125,7 @@ unsafe fn finish<T: Real>(
     Ok(forward_finish(
         batch_mean,
         batch_inv_std,
+        batch_variance,
         plan,
         partials,
         gamma,
@@ -187,12 +171,7 @@ unsafe fn normalize_rows<T: Real>(
         offset: &plan[2 * channels..],
     };
     let x = &x[first..first + count];
-    widest!(
-        normalize,
-        normalize_avx2,
-        normalize_avx512,
-        (y, x, channels, plan)
-    )
+    Ok(normalize(y, x, channels, plan)?)
 }
 
 /// # Safety
@@ -233,21 +212,16 @@ unsafe fn grad_partials<T: Real>(
             slice(batch_mean, channels),
         )
     };
-    widest!(
-        backward_partials,
-        backward_partials_avx2,
-        backward_partials_avx512,
-        (
-            out,
-            dy,
-            x,
-            batch_mean,
-            rows,
-            channels,
-            block_begin,
-            block_end
-        )
-    )
+    Ok(backward_partials(
+        out,
+        dy,
+        x,
+        batch_mean,
+        rows,
+        channels,
+        block_begin,
+        block_end,
+    )?)
 }
 
 /// # Safety
@@ -354,12 +328,7 @@ unsafe fn grad_apply<T: Real>(
     };
     let span = first..first + count;
     let (dy, x) = (&dy[span.clone()], &x[span]);
-    widest!(
-        backward_apply,
-        backward_apply_avx2,
-        backward_apply_avx512,
-        (dx, dy, x, channels, plan)
-    )
+    Ok(backward_apply(dx, dy, x, channels, plan)?)
 }
 
 /// How many statistics blocks the phase-1 functions cut `rows` rows of
@@ -406,14 +375,15 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_partials_f32(
 
 /// Training forward, phase 1b: merges all the blocks' moments in block
 /// order into `batch_mean`, `batch_inv_std = 1 / sqrt(var + epsilon)`
-/// (biased variance) and the three planes of `plan` (`plan[k * channels +
+/// (biased variance), the biased variance itself, and the three planes of `plan` (`plan[k * channels +
 /// c]`: mean, scale, offset) for `tf_swap_local_batch_norm_normalize_f32`.
 /// Fails with `TF_SWAP_EMPTY_BATCH` when `rows == 0` and
 /// `TF_SWAP_INVALID_HYPER_PARAMETER` unless `epsilon` is finite and > 0.
 ///
 /// # Safety
 /// `partials` holds every block of `tf_swap_local_batch_norm_partials_f32`
-/// for the same shape; `gamma`, `beta`, `batch_mean`, `batch_inv_std` hold
+/// for the same shape; `gamma`, `beta`, `batch_mean`, `batch_inv_std`,
+/// `batch_variance` hold
 /// `channels` elements, `plan` `3 * channels` (each may be NULL only when
 /// empty). `error` is NULL or writable.
 #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
@@ -421,6 +391,7 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_partials_f32(
 pub unsafe extern "C" fn tf_swap_local_batch_norm_finish_f32(
     batch_mean: *mut f32,
     batch_inv_std: *mut f32,
+    batch_variance: *mut f32,
     plan: *mut f64,
     partials: *const f64,
     gamma: *const f32,
@@ -436,6 +407,7 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_finish_f32(
             finish(
                 batch_mean,
                 batch_inv_std,
+                batch_variance,
                 plan,
                 partials,
                 gamma,
@@ -479,6 +451,7 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_partials_f64(
 pub unsafe extern "C" fn tf_swap_local_batch_norm_finish_f64(
     batch_mean: *mut f64,
     batch_inv_std: *mut f64,
+    batch_variance: *mut f64,
     plan: *mut f64,
     partials: *const f64,
     gamma: *const f64,
@@ -494,6 +467,7 @@ pub unsafe extern "C" fn tf_swap_local_batch_norm_finish_f64(
             finish(
                 batch_mean,
                 batch_inv_std,
+                batch_variance,
                 plan,
                 partials,
                 gamma,

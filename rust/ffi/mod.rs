@@ -11,10 +11,15 @@
 mod adagrad_swap;
 mod batch_norm;
 mod boundary;
+mod discount;
+mod ftrl_swap;
+mod rows;
 mod sparse_rows;
 mod status;
 
 pub use adagrad_swap::*;
 pub use batch_norm::*;
+pub use discount::*;
+pub use ftrl_swap::*;
 pub use sparse_rows::*;
 pub use status::*;

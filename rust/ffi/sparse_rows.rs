@@ -225,33 +225,64 @@ pub unsafe extern "C" fn tf_swap_sum_duplicates_f64_i32(
     }
 }
 
-/// How many row blocks (threads) an op touching `elements` elements should
-/// use, given `max_threads` available: 1 below the size where a second
-/// thread stops paying for itself.
+/// Writes to `*count` how many row blocks (threads) an op touching
+/// `elements` elements should use, given `max_threads` available: 1 below
+/// the size where a second thread stops paying for itself.
 ///
 /// # Safety
-/// Always safe to call.
+/// `count` is NULL or writable; `error` is NULL or writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tf_swap_partition_count(elements: usize, max_threads: usize) -> usize {
-    partition_count(elements, max_threads)
+pub unsafe extern "C" fn tf_swap_partition_count(
+    count: *mut usize,
+    elements: usize,
+    max_threads: usize,
+    error: *mut TfSwapError,
+) -> u32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run(error, || {
+            write(count, "count", partition_count(elements, max_threads))
+        })
+    }
+}
+
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn write<V>(out: *mut V, what: &'static str, value: V) -> Result<(), FfiError> {
+    // SAFETY: the caller guarantees `out` is NULL or writable.
+    let out = unsafe { out.as_mut() }.ok_or(FfiError::NullPointer(what))?;
+    *out = value;
+    Ok(())
 }
 
 /// Writes to `*begin`, `*end` the rows of block `part` of `parts` nearly
-/// equal blocks of `rows` rows.
+/// equal blocks of `rows` rows (`part >= parts` gives an empty block at
+/// the end).
 ///
 /// # Safety
-/// `begin` and `end` are writable.
+/// `begin` and `end` are NULL or writable; `error` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tf_swap_block_rows(
+    begin: *mut usize,
+    end: *mut usize,
     rows: usize,
     parts: usize,
     part: usize,
-    begin: *mut usize,
-    end: *mut usize,
-) {
+    error: *mut TfSwapError,
+) -> u32 {
     let (first, last) = block_rows(rows, parts, part);
-    // SAFETY: the caller guarantees both are NULL or writable.
-    if let (Some(b), Some(e)) = unsafe { (begin.as_mut(), end.as_mut()) } {
-        (*b, *e) = (first, last);
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run(error, || {
+            if begin.is_null() || end.is_null() {
+                return Err(FfiError::NullPointer(if begin.is_null() {
+                    "begin"
+                } else {
+                    "end"
+                }));
+            }
+            write(begin, "begin", first)?;
+            write(end, "end", last)
+        })
     }
 }

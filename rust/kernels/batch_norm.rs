@@ -26,6 +26,7 @@
 //! its sum of squared deviations from it), and chunks are combined in order
 //! with Chan et al.'s pairwise update, so `x` is read from memory once.
 
+use super::simd::multiversion;
 use super::{KernelError, Real, expect_len};
 
 /// `f64`s per channel in a forward plan: the mean, the scale
@@ -267,12 +268,8 @@ fn check_block_range(begin: usize, end: usize, blocks: usize) -> Result<(), Kern
     }
 }
 
-/// Training forward, phase 1a: the moments of statistics blocks `[begin,
-/// end)` of `x` (`rows * channels`), one block's `2 * channels` values
-/// (means, then `M2`s) after another into `partials`, which holds those
-/// blocks only. Each block reads whole rows, contiguously.
 #[inline(always)]
-pub fn forward_partials<T: Real>(
+fn forward_partials_body<T: Real>(
     partials: &mut [f64],
     x: &[T],
     rows: usize,
@@ -297,14 +294,15 @@ pub fn forward_partials<T: Real>(
 
 /// Training forward, phase 1b: merges every block's moments in block order
 /// (Chan, Golub & LeVeque) into the batch mean and inverse standard
-/// deviation `1 / sqrt(var + epsilon)` (biased variance) and the forward
-/// plan. `partials` holds `stat_blocks(rows, channels)` blocks from
-/// [`forward_partials`]; `gamma`, `beta`, `batch_mean`, `batch_inv_std` and
-/// each plan plane hold `channels` values.
+/// deviation `1 / sqrt(var + epsilon)`, the (biased) batch variance and the
+/// forward plan. `partials` holds `stat_blocks(rows, channels)` blocks from
+/// [`forward_partials`]; `gamma`, `beta`, `batch_mean`, `batch_inv_std`,
+/// `batch_variance` and each plan plane hold `channels` values.
 #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
 pub fn forward_finish<T: Real>(
     batch_mean: &mut [T],
     batch_inv_std: &mut [T],
+    batch_variance: &mut [T],
     plan: ForwardPlanMut<'_>,
     partials: &[f64],
     gamma: &[T],
@@ -322,6 +320,7 @@ pub fn forward_finish<T: Real>(
         ("beta", beta.len()),
         ("batch_mean", batch_mean.len()),
         ("batch_inv_std", batch_inv_std.len()),
+        ("batch_variance", batch_variance.len()),
         ("plan.mean", plan.mean.len()),
         ("plan.scale", plan.scale.len()),
         ("plan.offset", plan.offset.len()),
@@ -353,9 +352,11 @@ pub fn forward_finish<T: Real>(
     }
     let n = rows as f64;
     for j in 0..channels {
-        let inv = 1.0 / (plan.scale[j] / n + epsilon).sqrt();
+        let variance = plan.scale[j] / n;
+        let inv = 1.0 / (variance + epsilon).sqrt();
         batch_mean[j] = T::from_f64(plan.mean[j]);
         batch_inv_std[j] = T::from_f64(inv);
+        batch_variance[j] = T::from_f64(variance);
         plan.scale[j] = gamma[j].to_f64() * inv;
         plan.offset[j] = beta[j].to_f64();
     }
@@ -383,11 +384,8 @@ fn check_row_block(
     Ok(())
 }
 
-/// Phase 2 of the training forward on whole rows:
-/// `y = (x - mean) * scale + offset`, in `f64`, rounded once. `y` and `x`
-/// hold the same rows of `channels` elements; `plan` covers all channels.
 #[inline(always)]
-pub fn normalize<T: Real>(
+fn normalize_body<T: Real>(
     y: &mut [T],
     x: &[T],
     channels: usize,
@@ -414,14 +412,9 @@ pub fn normalize<T: Real>(
     Ok(())
 }
 
-/// Training backward, phase 1a: for statistics blocks `[begin, end)`, the
-/// per-channel sums of `dy`, `dy * d` and `d` with `d = x - batch_mean`
-/// (the saved mean: `d` is exact or nearly, its rounding relative to itself),
-/// one block's `3 * channels` values after another into `partials`. `dy`
-/// and `x` hold `rows * channels`, `batch_mean` `channels`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-pub fn backward_partials<T: Real>(
+fn backward_partials_body<T: Real>(
     partials: &mut [f64],
     dy: &[T],
     x: &[T],
@@ -557,11 +550,8 @@ pub fn backward_finish<T: Real>(
     Ok(())
 }
 
-/// Phase 2 of the backward on whole rows:
-/// `dx = a*dy + b*(x - mean) + c`, in `f64`, rounded once. `dx`, `dy`, `x`
-/// hold the same rows of `channels` elements; `plan` covers all channels.
 #[inline(always)]
-pub fn backward_apply<T: Real>(
+fn backward_apply_body<T: Real>(
     dx: &mut [T],
     dy: &[T],
     x: &[T],
@@ -599,97 +589,35 @@ pub fn backward_apply<T: Real>(
     Ok(())
 }
 
-/// Copies of the row loops (phase 1a and phase 2) compiled for wider SIMD,
-/// chosen at run time by the C ABI. Each lane of a vector is another
-/// channel or element and every sum still runs in row order, so the results
-/// are the baseline's, bit for bit (IEEE operations, no FMA).
-#[cfg(target_arch = "x86_64")]
-pub mod wide {
-    use super::{
-        BackwardPlan, ForwardPlan, KernelError, Real, backward_apply, backward_partials,
-        forward_partials, normalize,
-    };
+// The row loops of both phases, in the widest instruction set the CPU has.
 
-    macro_rules! isa_copies {
-        ($feature:literal, $fwd:ident, $norm:ident, $bwd:ident, $apply:ident) => {
-            /// [`forward_partials`] for this instruction set.
-            ///
-            /// # Safety
-            /// Call only on a CPU that has it (`is_x86_feature_detected!`).
-            #[target_feature(enable = $feature)]
-            pub fn $fwd<T: Real>(
-                partials: &mut [f64],
-                x: &[T],
-                rows: usize,
-                channels: usize,
-                begin: usize,
-                end: usize,
-            ) -> Result<(), KernelError> {
-                forward_partials(partials, x, rows, channels, begin, end)
-            }
+multiversion! {
+    /// Training forward, phase 1a: the moments of statistics blocks `[begin,
+    /// end)` of `x` (`rows * channels`), one block's `2 * channels` values
+    /// (means, then `M2`s) after another into `partials`, which holds those
+    /// blocks only. Each block reads whole rows, contiguously.
+    pub fn forward_partials<T: Real>(partials: &mut [f64], x: &[T], rows: usize, channels: usize, begin: usize, end: usize) -> Result<(), KernelError> => forward_partials_body;
+}
 
-            /// [`normalize`] for this instruction set.
-            ///
-            /// # Safety
-            /// As above.
-            #[target_feature(enable = $feature)]
-            pub fn $norm<T: Real>(
-                y: &mut [T],
-                x: &[T],
-                channels: usize,
-                plan: ForwardPlan<'_>,
-            ) -> Result<(), KernelError> {
-                normalize(y, x, channels, plan)
-            }
+multiversion! {
+    /// Phase 2 of the training forward on whole rows:
+    /// `y = (x - mean) * scale + offset`, in `f64`, rounded once. `y` and `x`
+    /// hold the same rows of `channels` elements; `plan` covers all channels.
+    pub fn normalize<T: Real>(y: &mut [T], x: &[T], channels: usize, plan: ForwardPlan<'_>) -> Result<(), KernelError> => normalize_body;
+}
 
-            /// [`backward_partials`] for this instruction set.
-            ///
-            /// # Safety
-            /// As above.
-            #[target_feature(enable = $feature)]
-            #[allow(clippy::too_many_arguments, reason = "mirrors the op's inputs")]
-            pub fn $bwd<T: Real>(
-                partials: &mut [f64],
-                dy: &[T],
-                x: &[T],
-                batch_mean: &[T],
-                rows: usize,
-                channels: usize,
-                begin: usize,
-                end: usize,
-            ) -> Result<(), KernelError> {
-                backward_partials(partials, dy, x, batch_mean, rows, channels, begin, end)
-            }
+multiversion! {
+    /// Training backward, phase 1a: for statistics blocks `[begin, end)`, the
+    /// per-channel sums of `dy`, `dy * d` and `d` with `d = x - batch_mean`
+    /// (the saved mean: `d` is exact or nearly, its rounding relative to itself),
+    /// one block's `3 * channels` values after another into `partials`. `dy`
+    /// and `x` hold `rows * channels`, `batch_mean` `channels`.
+    pub fn backward_partials<T: Real>(partials: &mut [f64], dy: &[T], x: &[T], batch_mean: &[T], rows: usize, channels: usize, begin: usize, end: usize) -> Result<(), KernelError> => backward_partials_body;
+}
 
-            /// [`backward_apply`] for this instruction set.
-            ///
-            /// # Safety
-            /// As above.
-            #[target_feature(enable = $feature)]
-            pub fn $apply<T: Real>(
-                dx: &mut [T],
-                dy: &[T],
-                x: &[T],
-                channels: usize,
-                plan: BackwardPlan<'_>,
-            ) -> Result<(), KernelError> {
-                backward_apply(dx, dy, x, channels, plan)
-            }
-        };
-    }
-
-    isa_copies!(
-        "avx2",
-        forward_partials_avx2,
-        normalize_avx2,
-        backward_partials_avx2,
-        backward_apply_avx2
-    );
-    isa_copies!(
-        "avx512f",
-        forward_partials_avx512,
-        normalize_avx512,
-        backward_partials_avx512,
-        backward_apply_avx512
-    );
+multiversion! {
+    /// Phase 2 of the backward on whole rows:
+    /// `dx = a*dy + b*(x - mean) + c`, in `f64`, rounded once. `dx`, `dy`, `x`
+    /// hold the same rows of `channels` elements; `plan` covers all channels.
+    pub fn backward_apply<T: Real>(dx: &mut [T], dy: &[T], x: &[T], channels: usize, plan: BackwardPlan<'_>) -> Result<(), KernelError> => backward_apply_body;
 }

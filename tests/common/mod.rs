@@ -6,9 +6,13 @@
 
 pub mod swap_reference;
 
-use tf_swap::ffi::TfSwapAdagradSwapHyper;
+use tf_swap::ffi::{
+    TfSwapAdagradSwapHyper, TfSwapAdagradSwapPlan, TfSwapDiscount, TfSwapDiscountPlan, TfSwapError,
+    tf_swap_adagrad_swap_prepare,
+};
 use tf_swap::kernels::Real;
-use tf_swap::kernels::adagrad_swap::{DecayMode, EpsilonPlacement, HyperArgs};
+use tf_swap::kernels::adagrad_swap::{AdagradSwapArgs, AdagradSwapPlan, EpsilonPlacement};
+use tf_swap::kernels::discount::{DecayMode, DiscountArgs};
 use tf_swap::kernels::sparse_rows::RowIndex;
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to
@@ -140,12 +144,14 @@ pub fn valid_hyper() -> TfSwapAdagradSwapHyper {
     TfSwapAdagradSwapHyper {
         learning_rate: 0.5,
         epsilon: 1e-7,
-        decay_rate: 0.5,
-        accumulator_floor: 0.01,
-        step: 1000,
-        decay_period: 10,
-        decay_mode: 0,
         epsilon_placement: 0,
+        discount: TfSwapDiscount {
+            decay_rate: 0.5,
+            accumulator_floor: 0.01,
+            step: 1000,
+            decay_period: 10,
+            decay_mode: 0,
+        },
     }
 }
 
@@ -164,37 +170,79 @@ pub fn bad_hypers() -> Vec<(&'static str, TfSwapAdagradSwapHyper)> {
         ("epsilon", with(|h| h.epsilon = f64::NAN)),
         ("epsilon", with(|h| h.epsilon = f64::INFINITY)),
         ("epsilon", with(|h| h.epsilon = -1e-7)),
-        ("decay_rate", with(|h| h.decay_rate = f64::NAN)),
-        ("decay_rate", with(|h| h.decay_rate = 0.0)),
-        ("decay_rate", with(|h| h.decay_rate = 1.5)),
-        ("decay_rate", with(|h| h.decay_rate = -0.1)),
+        ("decay_rate", with(|h| h.discount.decay_rate = f64::NAN)),
+        ("decay_rate", with(|h| h.discount.decay_rate = 0.0)),
+        ("decay_rate", with(|h| h.discount.decay_rate = 1.5)),
+        ("decay_rate", with(|h| h.discount.decay_rate = -0.1)),
         (
             "accumulator_floor",
-            with(|h| h.accumulator_floor = f64::NAN),
+            with(|h| h.discount.accumulator_floor = f64::NAN),
         ),
-        ("accumulator_floor", with(|h| h.accumulator_floor = -1.0)),
         (
             "accumulator_floor",
-            with(|h| h.accumulator_floor = f64::INFINITY),
+            with(|h| h.discount.accumulator_floor = -1.0),
         ),
-        ("decay_period", with(|h| h.decay_period = 0)),
-        ("decay_period", with(|h| h.decay_period = -3)),
-        ("step", with(|h| h.step = 0)),
-        ("step", with(|h| h.step = -5)),
+        (
+            "accumulator_floor",
+            with(|h| h.discount.accumulator_floor = f64::INFINITY),
+        ),
+        ("decay_period", with(|h| h.discount.decay_period = 0)),
+        ("decay_period", with(|h| h.discount.decay_period = -3)),
+        ("step", with(|h| h.discount.step = 0)),
+        ("step", with(|h| h.discount.step = -5)),
     ]
 }
 
 /// The ABI struct as the kernel's arguments; mode codes must be valid.
-pub fn hyper_args(hyper: &TfSwapAdagradSwapHyper) -> HyperArgs {
-    HyperArgs {
+pub fn hyper_args(hyper: &TfSwapAdagradSwapHyper) -> AdagradSwapArgs {
+    let d = &hyper.discount;
+    AdagradSwapArgs {
         learning_rate: hyper.learning_rate,
         epsilon: hyper.epsilon,
-        decay_rate: hyper.decay_rate,
-        accumulator_floor: hyper.accumulator_floor,
-        step: hyper.step,
-        decay_period: hyper.decay_period,
-        decay_mode: DecayMode::from_code(hyper.decay_mode).expect("valid decay_mode"),
         epsilon_placement: EpsilonPlacement::from_code(hyper.epsilon_placement)
             .expect("valid epsilon_placement"),
+        discount: DiscountArgs {
+            decay_rate: d.decay_rate,
+            accumulator_floor: d.accumulator_floor,
+            step: d.step,
+            decay_period: d.decay_period,
+            decay_mode: DecayMode::from_code(d.decay_mode).expect("valid decay_mode"),
+        },
     }
+}
+
+/// The kernel's plan for valid hyper-parameters.
+pub fn plan_of(hyper: &TfSwapAdagradSwapHyper) -> AdagradSwapPlan {
+    AdagradSwapPlan::new(&hyper_args(hyper)).expect("valid hyper-parameters")
+}
+
+/// A plan no apply has seen (for "nothing written" checks).
+pub fn empty_plan() -> TfSwapAdagradSwapPlan {
+    TfSwapAdagradSwapPlan {
+        learning_rate: 0.0,
+        epsilon: 0.0,
+        epsilon_placement: 0,
+        discount: TfSwapDiscountPlan {
+            decay_rate: 1.0,
+            accumulator_floor: 0.0,
+            periods: 0,
+            decay_mode: 0,
+        },
+    }
+}
+
+/// `tf_swap_adagrad_swap_prepare` of `hyper`: its status, message and plan.
+pub fn prepare(hyper: *const TfSwapAdagradSwapHyper) -> (u32, TfSwapError, TfSwapAdagradSwapPlan) {
+    let mut plan = empty_plan();
+    let mut error = TfSwapError { message: [0; 256] };
+    // SAFETY: `hyper` is NULL or a live struct; `plan` and `error` are live.
+    let status = unsafe { tf_swap_adagrad_swap_prepare(&mut plan, hyper, &mut error) };
+    (status, error, plan)
+}
+
+/// The ABI plan of valid hyper-parameters (panics if they are refused).
+pub fn abi_plan(hyper: &TfSwapAdagradSwapHyper) -> TfSwapAdagradSwapPlan {
+    let (status, _, plan) = prepare(hyper);
+    assert_eq!(status, 0, "valid hyper-parameters refused");
+    plan
 }

@@ -2,7 +2,8 @@
 //! tests to compare the kernels and the C ABI with, bit for bit.
 
 use super::{Float, assert_same_floats};
-use tf_swap::kernels::adagrad_swap::{DecayMode, EpsilonPlacement, Hyper, HyperArgs};
+use tf_swap::kernels::adagrad_swap::{AdagradSwapArgs, AdagradSwapPlan, EpsilonPlacement};
+use tf_swap::kernels::discount::{DecayMode, DiscountArgs};
 
 /// Hyper-parameters in the element type, as a user of that dtype has them.
 #[derive(Clone, Copy, Debug)]
@@ -17,16 +18,18 @@ pub struct Params<T> {
 }
 
 impl<T: Float> Params<T> {
-    pub fn hyper(&self, step: i64) -> Hyper<T> {
-        Hyper::new(&HyperArgs {
+    pub fn hyper(&self, step: i64) -> AdagradSwapPlan {
+        AdagradSwapPlan::new(&AdagradSwapArgs {
             learning_rate: self.lr.to_f64(),
             epsilon: self.eps.to_f64(),
-            decay_rate: self.rho.to_f64(),
-            accumulator_floor: self.floor.to_f64(),
-            step,
-            decay_period: self.period,
-            decay_mode: self.mode,
             epsilon_placement: self.placement,
+            discount: DiscountArgs {
+                decay_rate: self.rho.to_f64(),
+                accumulator_floor: self.floor.to_f64(),
+                step,
+                decay_period: self.period,
+                decay_mode: self.mode,
+            },
         })
         .unwrap_or_else(|e| panic!("valid hyper-parameters {self:?} rejected: {e}"))
     }
