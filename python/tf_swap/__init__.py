@@ -1,17 +1,29 @@
-"""tf_swap: Adagrad-SWAP, staleness normalization and Local Batch
+"""tf_swap: Adagrad-SWAP, FTRL-SWAP, staleness normalization and Local Batch
 Normalization for asynchronous parameter-server training in TensorFlow.
 
+- `tf_swap.keras`: Keras 3 optimizers, layers and export for serving.
+- `tf_swap.tf_keras`: tf_keras (Keras 2) optimizers, layer and model.
+- `tf_swap.compat.v1`: `tf.compat.v1.train` optimizers.
 - `tf_swap.ops`: the raw ops (Rust kernels behind TensorFlow custom ops).
-- `tf_swap.keras`: Keras 3 optimizer and layers.
-- `tf_swap.compat.v1`: `tf.compat.v1.train` optimizer.
+
+Importing tf_swap imports nothing else: each of these is imported when it
+is first used, and the op library is loaded (and checked against the
+running TensorFlow) when the first op is built.
 """
 
-from tf_swap import _ops
-
-# Fail at import, with the fix in the message, rather than at the first op.
-_ops.library()
-
-from tf_swap import compat, keras, ops  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["compat", "keras", "ops"]
+__all__ = ["compat", "keras", "ops", "tf_keras"]
+
+_SUBMODULES = frozenset([*__all__, "core"])
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tf_swap.{name}")
+    raise AttributeError(f"module 'tf_swap' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_SUBMODULES])

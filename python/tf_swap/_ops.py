@@ -1,4 +1,5 @@
-"""Loads tf_swap's op library (the Rust kernels and their TensorFlow ops).
+"""Loads tf_swap's op library (the Rust kernels and their TensorFlow ops),
+on first use: `library()` is called by each op wrapper.
 
 A custom-op library only works with the TensorFlow it was compiled against;
 loaded into another one it may fail to resolve symbols or crash. Every build
@@ -14,15 +15,15 @@ import os
 import re
 from pathlib import Path
 
-from tf_swap.tensorflow_import import import_tensorflow
-
-tf = import_tensorflow()
+import tensorflow as tf
 
 # Every op the library must register; a library built without TensorFlow
 # loads fine but registers none of them.
 EXPECTED_OPS = (
     "TfSwapResourceApplyAdagradSwap",
     "TfSwapResourceSparseApplyAdagradSwap",
+    "TfSwapResourceApplyFtrlSwap",
+    "TfSwapResourceSparseApplyFtrlSwap",
     "TfSwapLocalBatchNorm",
     "TfSwapLocalBatchNormGrad",
 )

@@ -43,17 +43,15 @@ def batch_norm_in_stock_ops(x, gamma, beta, epsilon):
     """Training batch normalization in stock TensorFlow ops (float64
     two-pass statistics): what a SavedModel's training-mode trace holds, so
     that it loads where tf_swap's ops are not registered. Returns
-    `(y, batch_mean, batch_inv_std)` like `tf_swap.ops.local_batch_norm`."""
+    `(y, batch_mean, batch_variance)`."""
     x64 = tf.cast(x, tf.float64)
     axes = list(range(x.shape.rank - 1))
     mean = tf.reduce_mean(x64, axes)
     centered = x64 - mean
-    inv = tf.math.rsqrt(
-        tf.reduce_mean(tf.square(centered), axes)
-        + tf.cast(tf.constant(epsilon, x.dtype), tf.float64)
-    )
+    variance = tf.reduce_mean(tf.square(centered), axes)
+    inv = tf.math.rsqrt(variance + tf.cast(tf.constant(epsilon, x.dtype), tf.float64))
     y = centered * (tf.cast(gamma, tf.float64) * inv) + tf.cast(beta, tf.float64)
-    return tf.cast(y, x.dtype), tf.cast(mean, x.dtype), tf.cast(inv, x.dtype)
+    return tf.cast(y, x.dtype), tf.cast(mean, x.dtype), tf.cast(variance, x.dtype)
 
 
 class LocalBatchNormalizationBase:
@@ -259,12 +257,14 @@ class LocalBatchNormalizationBase:
         )
         if training and self.trainable:
             if self._uses_kernels():
-                y, mean, inv_std = local_batch_norm(x, gamma, beta, self.epsilon)
+                y, mean, _, variance = local_batch_norm(
+                    x, gamma, beta, self.epsilon, return_variance=True
+                )
             else:
-                y, mean, inv_std = batch_norm_in_stock_ops(
+                y, mean, variance = batch_norm_in_stock_ops(
                     x, gamma, beta, self.epsilon
                 )
-            self._update_statistics(x, mean, inv_std)
+            self._update_statistics(x, mean, variance)
         else:
             y = local_batch_norm_inference(
                 x,
@@ -276,15 +276,11 @@ class LocalBatchNormalizationBase:
             )
         return tf.cast(y, self.compute_dtype)
 
-    def _update_statistics(self, x, mean, inv_std):
-        # The biased variance from 1 / sqrt(var + epsilon), in float64 with
-        # the epsilon the op used (rounded to x's dtype).
-        inv64 = tf.cast(inv_std, tf.float64)
-        epsilon = tf.cast(tf.constant(self.epsilon, x.dtype), tf.float64)
-        variance = tf.maximum(1.0 / (inv64 * inv64) - epsilon, 0.0)
+    def _update_statistics(self, x, mean, variance):
+        # `variance` is the biased batch variance the forward computed.
         if self.unbiased_variance:
             n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float64)
-            variance *= n / tf.maximum(n - 1.0, 1.0)
+            variance = tf.cast(variance, tf.float64) * (n / tf.maximum(n - 1.0, 1.0))
         mean = tf.cast(mean, tf.float32)
         variance = tf.cast(variance, tf.float32)
         # The worker-local variables are read and written only here, never

@@ -10,6 +10,7 @@ import os
 import sys
 
 from tf_swap.jobs.experiment import Config, InputError
+from tf_swap.jobs.quiet_tensorflow import import_tensorflow
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -69,6 +70,12 @@ def add_config_arguments(parser, defaults: Config, variants_default: str) -> Non
     )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument(
+        "--ftrl-l1",
+        type=float,
+        default=defaults.ftrl_l1,
+        help="L1 strength of FTRL-SWAP on the wide part (ftrl variants)",
+    )
     parser.add_argument("--decay-rate", type=float, default=defaults.decay_rate)
     parser.add_argument(
         "--staleness-exponent",
@@ -108,6 +115,7 @@ def config_from(args, defaults: Config) -> Config:
         defaults,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        ftrl_l1=args.ftrl_l1,
         decay_rate=args.decay_rate,
         staleness_exponent=args.staleness_exponent,
         max_staleness=args.max_staleness,
@@ -122,7 +130,7 @@ def config_from(args, defaults: Config) -> Config:
 def load_stream(args, seed: int | None = None):
     """The stream `--data` names (generated with `seed`, default `--seed`,
     if synthetic), or `InputError` naming what is wrong."""
-    from tf_swap import data
+    from tf_swap.jobs import data
 
     if args.periods is not None and args.periods < 2:
         raise InputError(
@@ -172,6 +180,8 @@ def run_command(parser: ArgumentParser, argv: list[str] | None) -> int:
     stderr for bad input, 130 on Ctrl-C."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parser.parse_args(argv)
+    # Before any module imports TensorFlow: the jobs own their process.
+    import_tensorflow()
     try:
         return args.func(args)
     except InputError as error:

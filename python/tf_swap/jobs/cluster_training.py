@@ -128,32 +128,27 @@ class _Run:
         with self.strategy.scope():
             self.model = make_model(variant, stream, config)
             self.optimizer = make_optimizer(variant, config, decay_period)
+            self.optimizer.split(self.model)
             self.optimizer.build(self.model.trainable_variables)
         self.manager = None
         if directory is not None:
-            checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+            checkpoint = tf.train.Checkpoint(
+                model=self.model, **self.optimizer.checkpoint_items()
+            )
             self.manager = tf.train.CheckpointManager(
                 checkpoint, directory, max_to_keep=2
             )
         loss_fn = keras.losses.BinaryCrossentropy()
         optimizer, model = self.optimizer, self.model
         variables = model.trainable_variables
-        has_read_step = hasattr(optimizer, "read_step")
 
         def step_fn(x, y):
-            if has_read_step:
-                t_read = optimizer.read_step()
-            else:
-                t_read = tf.cast(tf.identity(optimizer.iterations), tf.int64)
+            t_read = optimizer.read_step()
             with tf.control_dependencies([t_read]):
                 with tf.GradientTape() as tape:
                     loss = loss_fn(y, model(x, training=True))
             grads = tape.gradient(loss, variables)
-            dense = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads]
-            with tf.control_dependencies(dense):
-                t_apply = tf.cast(tf.identity(optimizer.iterations), tf.int64)
-            optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return loss, tf.maximum(t_apply - t_read, 0)
+            return loss, optimizer.apply(grads, variables)
 
         strategy = self.strategy
 
@@ -285,7 +280,6 @@ def train_variant(
                     f"{progress.steps}; restarted the cluster and continued "
                     f"from {origin} ({lost} steps redone, restart {restarts})"
                 )
-    dropped = getattr(run.optimizer, "dropped_updates", 0)
     saved_model = None
     if saved_model_dir is not None:
         from tf_swap.keras import export_for_serving
@@ -298,13 +292,14 @@ def train_variant(
         "loss": progress.losses,
         "steps": progress.steps,
         "applied_steps": int(run.optimizer.iterations.numpy()),
-        "dropped_updates": int(np.asarray(dropped)),
+        "dropped_updates": run.optimizer.dropped_updates,
         "mean_staleness": float(np.mean(taus)) if taus else 0.0,
         "max_staleness_seen": int(np.max(taus)) if taus else 0,
         "restarts": restarts,
         "redone_steps": redone,
         "seconds": round(time.monotonic() - started, 1),
-        "optimizer": type(run.optimizer).__name__,
+        "optimizer": ", ".join(type(o).__name__ for o in run.optimizer.optimizers),
+        "wide_zero_fraction": wide_zero_fraction(run.model, stream),
         "batch_norm": VARIANTS[parse_variant(variant)[0]].batch_norm,
         "table_devices": {
             layer.name: [shard.value.device for shard in layer.shards]
@@ -313,6 +308,20 @@ def train_variant(
         },
         "saved_model": saved_model,
     }
+
+
+def wide_zero_fraction(model, stream) -> float:
+    """The fraction of the wide weights of the ids trained on (every
+    period but the last) that are exactly zero (L1 makes them so)."""
+    from tf_swap.jobs.experiment import WIDE_LAYER
+    from tf_swap.jobs.models import table_rows
+
+    layer = model.get_layer(WIDE_LAYER)
+    table = np.concatenate([np.asarray(w).reshape(-1) for w in layer.get_weights()])
+    seen = np.unique(
+        np.concatenate([table_rows(p.x, stream.buckets) for p in stream.periods[:-1]])
+    )
+    return float(np.mean(table[seen] == 0.0))
 
 
 def _train(run, stream, config, progress, directory, every, on_step, bar, auc):

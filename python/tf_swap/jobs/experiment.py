@@ -12,18 +12,28 @@ import numpy as np
 class Variant(NamedTuple):
     """What a variant name stands for."""
 
-    optimizer: str  # "adagrad" or "swap"
+    discount: bool  # the SWAP discount (decay_rate < 1) or plain (1)
     stale: bool  # staleness normalization
     batch_norm: str  # "keras" or "local"
+    wide: str  # the wide (linear) table's rule: "adagrad" or "ftrl"
 
 
 VARIANTS = {
-    "adagrad": Variant("adagrad", False, "keras"),
-    "swap": Variant("swap", False, "keras"),
-    "swap+stale": Variant("swap", True, "keras"),
-    "swap+lbn": Variant("swap", False, "local"),
-    "swap+stale+lbn": Variant("swap", True, "local"),
+    "adagrad": Variant(False, False, "keras", "adagrad"),
+    "swap": Variant(True, False, "keras", "adagrad"),
+    "swap+stale": Variant(True, True, "keras", "adagrad"),
+    "swap+lbn": Variant(True, False, "local", "adagrad"),
+    "swap+stale+lbn": Variant(True, True, "local", "adagrad"),
+    "ftrl": Variant(False, False, "keras", "ftrl"),
+    "ftrl-swap": Variant(True, False, "keras", "ftrl"),
+    "ftrl-swap+stale": Variant(True, True, "keras", "ftrl"),
+    "ftrl-swap+lbn": Variant(True, False, "local", "ftrl"),
+    "ftrl-swap+stale+lbn": Variant(True, True, "local", "ftrl"),
 }
+
+# The layer of `tf_swap.jobs.models` the `ftrl` variants train with
+# FTRL-SWAP: the wide part, one linear weight per id.
+WIDE_LAYER = "wide"
 
 
 class InputError(ValueError):
@@ -69,29 +79,24 @@ class Config:
 
     batch_size: int = 256
     learning_rate: float = 0.05
+    ftrl_l1: float = 0.01
     decay_rate: float = 0.8
     staleness_exponent: float = 2.0
     max_staleness: int | None = None
     embedding_dim: int = 8
     hidden: tuple[int, ...] = (64, 32)
-    sync_period: int = 1
+    sync_period: int = 10
     seed: int = 0
     progress: bool = True
 
     def check(self) -> None:
-        """Raises `InputError` for a value out of its domain."""
+        """Raises `InputError` for a value out of its domain: the job's own
+        flags here; the optimizers' arguments by making them once
+        (`check_optimizers`)."""
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise InputError(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if not 0 < self.decay_rate <= 1:
-            raise InputError(f"--decay-rate must be in (0, 1], got {self.decay_rate}")
-        if not self.staleness_exponent > 0:
-            raise InputError(
-                f"--staleness-exponent must be > 0, got {self.staleness_exponent}"
-            )
-        if self.max_staleness is not None and self.max_staleness < 0:
-            raise InputError(f"--max-staleness must be >= 0, got {self.max_staleness}")
         if self.sync_period < 1:
             raise InputError(f"--sync-period must be >= 1, got {self.sync_period}")
 
@@ -100,31 +105,144 @@ class Config:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "progress"}
 
 
-def make_optimizer(variant: str, config: Config, decay_period: int):
-    """The Keras 3 optimizer of a variant (`name@K` sets the staleness
-    exponent)."""
-    from tf_swap.keras import AdagradSwap
+# The flag of each optimizer argument the jobs set from one.
+_FLAGS = {
+    "decay_rate": "--decay-rate",
+    "staleness_exponent": "--staleness-exponent",
+    "max_staleness": "--max-staleness",
+    "l1_regularization_strength": "--ftrl-l1",
+}
+
+
+def _optimizer(rule: str, variant: str, config: Config, decay_period: int):
+    from tf_swap.keras import AdagradSwap, FtrlSwap
 
     base, k = parse_variant(variant)
     kind = VARIANTS[base]
-    # `adagrad` is Adagrad-SWAP with decay rate 1 (SPEC: plain Adagrad):
-    # the baseline differs from `swap` by the discount alone, and, like TF's
-    # sparse Adagrad, sums a batch's repeated ids before the update (Keras 3's
-    # Adagrad instead writes its whole accumulator for a sparse gradient,
-    # 3x slower, and squares each repeat separately).
-    return AdagradSwap(
-        config.learning_rate,
-        decay_rate=config.decay_rate if kind.optimizer == "swap" else 1.0,
+    swap = dict(
+        # Without the discount, decay rate 1: plain Adagrad (FTRL) by the
+        # SPEC, so a baseline differs from its SWAP variant by the discount
+        # alone, and, like TF's sparse ops, sums a batch's repeated ids
+        # before the update (Keras 3's Adagrad instead writes its whole
+        # accumulator for a sparse gradient, 3x slower, and squares each
+        # repeat separately).
+        decay_rate=config.decay_rate if kind.discount else 1.0,
         decay_period=decay_period,
         staleness_exponent=(k or config.staleness_exponent) if kind.stale else None,
         max_staleness=config.max_staleness if kind.stale else None,
     )
+    if rule == "ftrl":
+        return FtrlSwap(
+            config.learning_rate, l1_regularization_strength=config.ftrl_l1, **swap
+        )
+    return AdagradSwap(config.learning_rate, **swap)
+
+
+def check_optimizers(variants: list[str], config: Config) -> None:
+    """Makes each variant's optimizers once, so that an argument they
+    refuse exits as bad input (`InputError` naming the flag)."""
+    for variant in variants:
+        for rule in {"adagrad", VARIANTS[parse_variant(variant)[0]].wide}:
+            try:
+                _optimizer(rule, variant, config, decay_period=1)
+            except ValueError as error:
+                flag = next((f for a, f in _FLAGS.items() if a in str(error)), None)
+                prefix = f"{flag}: " if flag else ""
+                raise InputError(f"{prefix}{error}") from None
+
+
+class VariantOptimizer:
+    """The optimizers of a variant and the variables each trains.
+
+    Every variant trains the model with `tf_swap.keras.AdagradSwap`; the
+    `ftrl` variants train the wide table (`WIDE_LAYER`, the linear weight
+    of each id) with `tf_swap.keras.FtrlSwap` instead, as CTR systems train
+    their wide, sparse part (L1 keeps most of those weights exactly zero),
+    with the same discount and staleness settings. Both advance their steps
+    once per apply, so `tau` is the same for both.
+
+    Args:
+        variant: A variant, optionally `@K`.
+        config: The `Config`.
+        decay_period: SWAP's period, in steps.
+    """
+
+    def __init__(self, variant: str, config: Config, decay_period: int):
+        self.main = _optimizer("adagrad", variant, config, decay_period)
+        wide = VARIANTS[parse_variant(variant)[0]].wide
+        self.wide = (
+            _optimizer("ftrl", variant, config, decay_period)
+            if wide == "ftrl"
+            else None
+        )
+        self._wide_ids: set[int] = set()
+
+    @property
+    def optimizers(self) -> list:
+        """Every optimizer of the variant (the main one first)."""
+        return [self.main] + ([self.wide] if self.wide is not None else [])
+
+    @property
+    def iterations(self):
+        """The steps applied (Keras' counter of the main optimizer)."""
+        return self.main.iterations
+
+    @property
+    def dropped_updates(self) -> int:
+        """Steps dropped for staleness (the optimizers drop together)."""
+        return int(np.asarray(self.main.dropped_updates))
+
+    def checkpoint_items(self) -> dict:
+        """The optimizers as `tf.train.Checkpoint` keyword arguments."""
+        items = {"optimizer": self.main}
+        if self.wide is not None:
+            items["wide_optimizer"] = self.wide
+        return items
+
+    def split(self, model) -> None:
+        """Assigns the wide layer's weights of `model` to the wide optimizer."""
+        if self.wide is not None:
+            layer = model.get_layer(WIDE_LAYER)
+            self._wide_ids = {id(w) for w in layer.trainable_weights}
+
+    def _parts(self, grads, variables):
+        main, wide = ([], []), ([], [])
+        for g, v in zip(grads, variables, strict=True):
+            part = wide if id(v) in self._wide_ids else main
+            part[0].append(g)
+            part[1].append(v)
+        return [(self.main, main), (self.wide, wide)][: len(self.optimizers)]
+
+    def build(self, variables) -> None:
+        """Builds each optimizer on its part of `variables`."""
+        wide = [v for v in variables if id(v) in self._wide_ids]
+        self.main.build([v for v in variables if id(v) not in self._wide_ids])
+        if self.wide is not None:
+            self.wide.build(wide)
+
+    def read_step(self):
+        """Records `t_read` in every optimizer; returns the main one's."""
+        reads = [optimizer.read_step() for optimizer in self.optimizers]
+        return reads[0]
+
+    def apply(self, grads, variables, read_step=None):
+        """Applies each part with its optimizer; returns this step's `tau`."""
+        taus = [
+            optimizer.apply(list(g), list(v), read_step=read_step)
+            for optimizer, (g, v) in self._parts(grads, variables)
+        ]
+        return taus[0]
+
+
+def make_optimizer(variant: str, config: Config, decay_period: int) -> VariantOptimizer:
+    """The optimizers of a variant (`name@K` sets the staleness exponent)."""
+    return VariantOptimizer(variant, config, decay_period)
 
 
 def make_model(variant: str, stream, config: Config):
-    """The CTR model of `tf_swap.models` for a variant on a stream, with
-    Local BN publishing every `config.sync_period` steps."""
-    from tf_swap.models import build_ctr_model
+    """The CTR model of `tf_swap.jobs.models` for a variant on a stream,
+    with Local BN publishing every `config.sync_period` steps."""
+    from tf_swap.jobs.models import build_ctr_model
 
     base, _ = parse_variant(variant)
     return build_ctr_model(

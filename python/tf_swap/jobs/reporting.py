@@ -65,6 +65,12 @@ def period_auc_table(metrics: dict) -> str:
             )
         )
     rows.append(mean)
+    if any("wide_zero_fraction" in runs[n] for n in names):
+        zeros = ["wide = 0", *([""] if oracle else [])]
+        zeros += [
+            f"{runs[n].get('wide_zero_fraction', float('nan')):.1%}" for n in names
+        ]
+        rows.append(zeros)
     return markdown(head, rows)
 
 

@@ -2,12 +2,13 @@
 workers, in one process, on tf_swap's real optimizers and kernels.
 
 `python -m tf_swap.simulate` (or `tf-swap-simulate`) trains the CTR model of
-`tf_swap.models` on a stream of `tf_swap.data` as `W` asynchronous workers
-sharing one parameter server would, for every (variant, `W`) pair
-(engine: `tf_swap.jobs.simulation`), and tabulates AUC against `W`.
+`tf_swap.jobs.models` on a stream of `tf_swap.jobs.data` as `W`
+asynchronous workers sharing one parameter server would, for every
+(variant, `W`) pair (engine: `tf_swap.jobs.simulation`, sweep:
+`tf_swap.jobs.simulation_sweep`), and tabulates AUC against `W`.
 
 Writes `OUT/metrics.json` and `OUT/auc_vs_workers.png` (the layout of
-`metrics.json` is in `tf_swap.jobs.simulation`'s docstring), with two
+`metrics.json` is in `tf_swap.jobs.simulation_sweep`'s docstring), with two
 variants or more `OUT/gain_vs_workers.png` and `OUT/gain_vs_budget.png`
 (differences from the first variant, paired by seed), and the log of this
 process in `OUT/logs/`.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 from tf_swap.jobs import cli, reporting
-from tf_swap.jobs.experiment import InputError, parse_variants
+from tf_swap.jobs.experiment import InputError, check_optimizers, parse_variants
 from tf_swap.jobs.protocol import (
     LEARNING_RATE_GRID,
     PROTOCOLS,
@@ -26,7 +27,8 @@ from tf_swap.jobs.protocol import (
     parse_grid,
     seeds,
 )
-from tf_swap.jobs.simulation import SimConfig, simulate
+from tf_swap.jobs.simulation import SimConfig
+from tf_swap.jobs.simulation_sweep import simulate
 
 DEFAULT_WORKERS = "1,16,128,1024,3000"
 DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         jitter_sigma=args.jitter_sigma,
     )
     config.check()
+    check_optimizers(variants, config)
     grid = parse_grid(args.lr_grid)
     seed_list = seeds(args.seed, args.seeds)
     stream = cli.load_stream(args)

@@ -3,12 +3,12 @@ cluster, comparing optimizers period by period.
 
 `python -m tf_swap.train` (or `tf-swap-train`) starts `--ps` parameter
 servers and `--workers` workers as separate processes on 127.0.0.1 (each a
-TensorFlow gRPC server, see `tf_swap.cluster`), or connects to an existing
+TensorFlow gRPC server, see `tf_swap.jobs.cluster`), or connects to an existing
 cluster (`--cluster-spec`, or `TF_CONFIG`), and for each variant in
-`--optimizers` trains the CTR model of `tf_swap.models` with the protocol
+`--optimizers` trains the CTR model of `tf_swap.jobs.models` with the protocol
 of the method: train on period d, evaluate AUC on period d + 1
 (scikit-learn), continue from the same model (engine:
-`tf_swap.jobs.cluster_training`).
+`tf_swap.jobs.cluster_run` and `tf_swap.jobs.cluster_training`).
 
 Writes `OUT/metrics.json`, `OUT/auc.png`, the final model of each variant
 for serving in `OUT/saved_model/VARIANT/`, and the logs of this process and
@@ -21,157 +21,20 @@ steps, recovers from a failed task by itself (`--max-restarts`) and can
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import gc
 import os
-import sys
-import time
-
-import numpy as np
 
 from tf_swap.jobs import cli, reporting
+from tf_swap.jobs.cluster_run import run_on_cluster
 from tf_swap.jobs.cluster_training import (
     Checkpointing,
     TrainingFailed,
     default_checkpoint_every,
-    train_variant,
 )
-from tf_swap.jobs.experiment import Config, InputError, parse_variants
-from tf_swap.jobs.protocol import mean_ci, seeds
+from tf_swap.jobs.experiment import Config, InputError, check_optimizers, parse_variants
+from tf_swap.jobs.protocol import seeds
 
 DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
 DEFAULT_SEEDS = 3
-
-
-def over_seeds(per_seed: list[dict]) -> dict:
-    """One variant's metrics over its seeds: the first seed's, with `auc`
-    and `loss` averaged per period, `auc_ci` (95% CI half-widths per period,
-    `None` with one seed), `mean_auc` / `mean_auc_ci` (over the periods),
-    the per-seed AUCs in `seed_auc` and the counts summed."""
-    aucs = np.asarray([r["auc"] for r in per_seed])
-    per_period = [mean_ci(aucs[:, j]) for j in range(aucs.shape[1])]
-    mean, mean_half = mean_ci(aucs.mean(axis=1))
-    run = dict(per_seed[0])
-    run.update(
-        auc=[m for m, _ in per_period],
-        auc_ci=[h for _, h in per_period],
-        loss=np.mean([r["loss"] for r in per_seed], axis=0).tolist(),
-        mean_auc=mean,
-        mean_auc_ci=mean_half,
-        seed_auc=aucs.tolist(),
-        mean_staleness=float(np.mean([r["mean_staleness"] for r in per_seed])),
-        max_staleness_seen=max(r["max_staleness_seen"] for r in per_seed),
-        seconds=round(sum(r["seconds"] for r in per_seed), 1),
-    )
-    for key in (
-        "steps",
-        "applied_steps",
-        "dropped_updates",
-        "restarts",
-        "redone_steps",
-    ):
-        run[key] = sum(r[key] for r in per_seed)
-    return run
-
-
-def run_on_cluster(
-    stream,
-    variants: list[str],
-    workers: int = 2,
-    ps: int = 1,
-    config: Config | None = None,
-    on_step=None,
-    cluster=None,
-    log_dir: str | None = None,
-    saved_model_dir: str | None = None,
-    checkpointing: Checkpointing | None = None,
-    console=None,
-    seeds: list[int] | None = None,
-) -> dict:
-    """Starts a `LocalCluster` (unless `cluster` is given: a `LocalCluster`
-    or an `ExistingCluster`), trains every variant on it once per seed and
-    returns the metrics dictionary (what `metrics.json` holds). Local tasks'
-    output goes to `log_dir` if given; each variant's final model (of the
-    first seed) is exported to `saved_model_dir/VARIANT` if given. Progress
-    goes to `console` (default stderr).
-
-    Args:
-        stream: A `Stream`, or a function of the seed returning one.
-        seeds: The seeds of every variant (default `[config.seed]`); with
-            several, each seed checkpoints in `VARIANT/seed_S` and the AUCs
-            are averaged, with 95% confidence intervals.
-
-    Raises:
-        TrainingFailed: a task failed beyond recovery.
-    """
-    from tqdm import tqdm
-
-    from tf_swap.cluster import LocalCluster
-
-    config = config or Config()
-    console = console or sys.stderr
-    seed_list = list(seeds) if seeds else [config.seed]
-    load = stream if callable(stream) else (lambda _seed, s=stream: s)
-    streams = {seed: load(seed) for seed in seed_list}
-    stream = streams[seed_list[0]]
-    own = cluster is None
-    started = time.monotonic()
-    if own:
-        cluster = LocalCluster(ps=ps, workers=workers, log_dir=log_dir)
-    try:
-        batches = len(stream.periods[0].y) // config.batch_size
-        steps = sum(len(p.y) // config.batch_size for p in stream.periods[:-1])
-        runs = {}
-        with tqdm(
-            total=steps * len(variants) * len(seed_list),
-            unit="step",
-            disable=not config.progress,
-            file=console,
-            dynamic_ncols=True,
-        ) as progress:
-            for variant in variants:
-                per_seed = [
-                    train_variant(
-                        variant,
-                        streams[seed],
-                        cluster,
-                        dataclasses.replace(config, seed=seed),
-                        checkpointing,
-                        on_step,
-                        progress,
-                        saved_model_dir if seed == seed_list[0] else None,
-                        report=lambda line: progress.write(line, file=console),
-                        seed_directory=len(seed_list) > 1,
-                    )
-                    for seed in seed_list
-                ]
-                runs[variant] = over_seeds(per_seed)
-    finally:
-        # Functions traced for the cluster are removed from its tasks when
-        # collected: collect them while the tasks still listen (gRPC errors
-        # otherwise, at exit).
-        gc.collect()
-        if own:
-            cluster.close()
-    oracles = [streams[seed].oracle_auc() for seed in seed_list]
-    oracle = (
-        None if oracles[0] is None else [float(v) for v in np.mean(oracles, axis=0)]
-    )
-    return {
-        "data": stream.name,
-        "fields": stream.fields,
-        "periods": len(stream.periods),
-        "samples_per_period": [len(p.y) for p in stream.periods],
-        "evaluated_periods": list(range(2, len(stream.periods) + 1)),
-        "workers": len(cluster.spec["worker"]),
-        "ps": len(cluster.spec["ps"]),
-        "steps_per_period": batches,
-        "config": config.as_dict(),
-        "seeds": seed_list,
-        "oracle_auc": None if oracle is None else oracle[1:],
-        "runs": runs,
-        "seconds": round(time.monotonic() - started, 1),
-    }
 
 
 def add_parser(subparsers=None) -> argparse.ArgumentParser:
@@ -218,7 +81,7 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
 def cluster_from(args):
     """The existing cluster `--cluster-spec` or `TF_CONFIG` names, or None
     (a local one is started)."""
-    from tf_swap.cluster import ExistingCluster, parse_spec
+    from tf_swap.jobs.cluster import ExistingCluster, parse_spec
 
     text = args.cluster_spec or os.environ.get("TF_CONFIG")
     if not text:
@@ -258,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the job from parsed flags; returns the exit code."""
     variants = parse_variants(args.optimizers)
     config = cli.config_from(args, Config())
+    check_optimizers(variants, config)
     seed_list = seeds(args.seed, args.seeds)
     existing = cluster_from(args)
     stream = cli.load_stream(args)
@@ -306,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{name}: {r['steps']} steps{over}, mean staleness "
             f"{r['mean_staleness']:.2f} (max {r['max_staleness_seen']}), dropped "
-            f"{r['dropped_updates']}"
+            f"{r['dropped_updates']}, wide weights exactly 0: "
+            f"{r['wide_zero_fraction']:.1%}"
             f"{restarts if r['restarts'] else ''}, {r['seconds']} s"
         )
     print(

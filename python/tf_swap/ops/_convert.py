@@ -38,3 +38,12 @@ def period(value):
             )
         value = int(value)
     return scalar(value, tf.int64, "decay_period")
+
+
+def variable_dtype(var, grad):
+    """The element dtype of `var` (a variable, or a bare handle, whose
+    gradient then carries the dtype)."""
+    dtype = getattr(var, "dtype", None)
+    if dtype is None or tf.as_dtype(dtype) == tf.resource:
+        return tf.convert_to_tensor(grad).dtype
+    return tf.as_dtype(dtype).base_dtype

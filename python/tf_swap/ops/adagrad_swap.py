@@ -22,14 +22,6 @@ def _common_inputs(
     )
 
 
-def _variable_dtype(var, grad):
-    dtype = getattr(var, "dtype", None)
-    if dtype is None or tf.as_dtype(dtype) == tf.resource:
-        # A bare handle: the gradient carries the dtype.
-        return tf.convert_to_tensor(grad).dtype
-    return tf.as_dtype(dtype).base_dtype
-
-
 def resource_apply_adagrad_swap(
     var,
     accum,
@@ -85,7 +77,7 @@ def resource_apply_adagrad_swap(
             `var` is refused as TensorFlow's ops refuse it (`TypeError`
             while tracing); Python numbers are converted exactly.
     """
-    dtype = _variable_dtype(var, grad)
+    dtype = _convert.variable_dtype(var, grad)
     return _ops.library().tf_swap_resource_apply_adagrad_swap(
         var=_convert.resource_handle(var),
         accum=_convert.resource_handle(accum),
@@ -152,7 +144,7 @@ def resource_sparse_apply_adagrad_swap(
             one variable; no variable is changed. Tensors of another dtype
             are refused as in `resource_apply_adagrad_swap`.
     """
-    dtype = _variable_dtype(var, grad)
+    dtype = _convert.variable_dtype(var, grad)
     return _ops.library().tf_swap_resource_sparse_apply_adagrad_swap(
         var=_convert.resource_handle(var),
         accum=_convert.resource_handle(accum),

@@ -17,7 +17,7 @@ def _inputs(x, **per_channel):
     }
 
 
-def local_batch_norm(x, gamma, beta, epsilon=1e-3, name=None):
+def local_batch_norm(x, gamma, beta, epsilon=1e-3, name=None, return_variance=False):
     """Batch normalization of `x` with its own batch statistics.
 
     With `x` of shape `[..., C]` flattened to `[N, C]`:
@@ -29,9 +29,9 @@ def local_batch_norm(x, gamma, beta, epsilon=1e-3, name=None):
     accurately.
 
     Differentiable in `x`, `gamma` and `beta` through `y` (the gradient op
-    is `TfSwapLocalBatchNormGrad`). `batch_mean` and `batch_inv_std` are
-    statistics for bookkeeping (moving averages) and carry no gradient:
-    gradients flowing into them are ignored.
+    is `TfSwapLocalBatchNormGrad`). `batch_mean`, `batch_inv_std` and
+    `batch_variance` are statistics for bookkeeping (moving averages) and
+    carry no gradient: gradients flowing into them are ignored.
 
     Args:
         x: float32 or float64 tensor of rank >= 2, channels last, `N > 0`.
@@ -40,22 +40,28 @@ def local_batch_norm(x, gamma, beta, epsilon=1e-3, name=None):
         epsilon: Finite, > 0; added to the variance. A Python number is
             converted straight to `x`'s dtype.
         name: Op name.
+        return_variance: Also return the (biased) batch variance the op
+            computed, for moving statistics.
 
     Returns:
-        `(y, batch_mean, batch_inv_std)`: `y` of `x`'s shape, the others of
-        shape `[C]`.
+        `(y, batch_mean, batch_inv_std)`, or with `return_variance`
+        `(y, batch_mean, batch_inv_std, batch_variance)`: `y` of `x`'s
+        shape, the others of shape `[C]`.
 
     Raises:
         InvalidArgumentError: `x` has rank < 2 or no rows, `gamma` or `beta`
             is not of shape `[C]`, or `epsilon` is not finite and > 0.
     """
     x, inputs = _inputs(x, gamma=gamma, beta=beta)
-    return _ops.library().tf_swap_local_batch_norm(
+    y, mean, inv_std, variance = _ops.library().tf_swap_local_batch_norm(
         x=x,
         epsilon=_convert.scalar(epsilon, x.dtype, "epsilon"),
         name=name,
         **inputs,
     )
+    if return_variance:
+        return y, mean, inv_std, variance
+    return y, mean, inv_std
 
 
 def local_batch_norm_inference(
@@ -133,8 +139,8 @@ def _check_shapes(x, per_channel):
 
 
 @tf.RegisterGradient("TfSwapLocalBatchNorm")
-def _local_batch_norm_grad(op, dy, unused_dmean, unused_dinv_std):
-    """Gradient through `y`; `batch_mean` and `batch_inv_std` get none."""
+def _local_batch_norm_grad(op, dy, *unused_statistics_grads):
+    """Gradient through `y`; the batch statistics get none."""
     x, gamma = op.inputs[0], op.inputs[1]
     batch_mean, batch_inv_std = op.outputs[1], op.outputs[2]
     if dy is None:

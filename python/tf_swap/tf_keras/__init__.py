@@ -1,4 +1,4 @@
-"""tf_keras (Keras 2) optimizer and layer, for `model.fit` under
+"""tf_keras (Keras 2) optimizers, layer and model, for `model.fit` under
 `tf.distribute.ParameterServerStrategy` with sharded tables (Keras 3 has no
 parameter-server training with sharded variables). Needs `tf_keras`
 (`pip install tf_swap[tf_keras]`, i.e. `tf-keras==2.21.0`)."""
@@ -12,9 +12,17 @@ except ImportError as error:
     ) from error
 
 from tf_swap.tf_keras.adagrad_swap import AdagradSwap  # noqa: E402
+from tf_swap.tf_keras.ftrl_swap import FtrlSwap  # noqa: E402
 from tf_swap.tf_keras.local_batch_normalization import (  # noqa: E402
     LocalBatchNormalization,
 )
-from tf_swap.tf_keras.read_step import record_read_step  # noqa: E402
+from tf_swap.tf_keras.model import Model, ReadStepMixin, record_read_step  # noqa: E402
 
-__all__ = ["AdagradSwap", "LocalBatchNormalization", "record_read_step"]
+__all__ = [
+    "AdagradSwap",
+    "FtrlSwap",
+    "LocalBatchNormalization",
+    "Model",
+    "ReadStepMixin",
+    "record_read_step",
+]

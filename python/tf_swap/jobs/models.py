@@ -11,6 +11,12 @@ from tf_swap.keras import LocalBatchNormalization, ShardedEmbedding
 BATCH_NORMS = ("local", "keras", "none")
 
 
+def table_rows(x, buckets: int):
+    """The table rows of the model's inputs `x[n, fields]`: each field has
+    its own range of `buckets` rows."""
+    return x + np.arange(x.shape[1], dtype=x.dtype) * buckets
+
+
 def build_ctr_model(
     num_fields: int,
     buckets: int,
@@ -56,8 +62,7 @@ def build_ctr_model(
         raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, got {batch_norm!r}")
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((num_fields,), dtype="int32", name="features")
-    offsets = np.arange(num_fields, dtype=np.int32) * buckets
-    rows = inputs + offsets
+    rows = table_rows(inputs, buckets)
     deep = embedding(num_fields * buckets, embedding_dim, name="embeddings")(rows)
     x = keras.layers.Flatten()(deep)
     for i, width in enumerate(hidden):

@@ -1,4 +1,4 @@
-"""Imports TensorFlow without its start-up notices.
+"""Imports TensorFlow without its start-up notices, for the jobs.
 
 TensorFlow's C++ side prints a few informational lines before its logging is
 initialized, whatever `TF_CPP_MIN_LOG_LEVEL` says: absl's notice that early
@@ -6,7 +6,8 @@ messages go to stderr, that oneDNN custom operations are on, and which CPU
 instructions the build does not use. Every process of a job prints them, and
 users read them as problems. `import_tensorflow` drops exactly those lines
 (the first import only; everything else TensorFlow writes to stderr is
-passed on, in order).
+passed on, in order). The library (`import tf_swap`) never does this: a
+job owns its process, a library does not.
 """
 
 import os

@@ -1,0 +1,223 @@
+"""The simulator's sweep: every (variant, workers, seed) cell under a
+protocol, and the metrics of the run.
+
+Seeds and protocol (`tf_swap.jobs.protocol`): every (variant, `W`) cell
+runs once per seed (stream, batch order, initialisation and schedule);
+`--protocol tuned` first picks each variant's learning rate on the dev
+periods at one worker and reports the test periods only.
+
+Outputs, in `--out`:
+
+- `metrics.json`:
+  `{"data", "periods", "samples_per_period", "protocol", "seeds",
+  "learning_rates": {VARIANT: lr}, "tuning": null | {"grid",
+  "dev_periods", "dev_mean_auc": {VARIANT: [[per seed] per lr]}},
+  "evaluated_periods" (the reported ones, 1-based), "oracle_auc", "workers",
+  "config", "seconds", "updates_per_run", "seconds_per_update",
+  "runs": {VARIANT: {"workers": [W...], "learning_rate",
+  "auc" / "auc_ci": [last reported period's AUC, mean over seeds / 95% CI
+  half-width (null with one seed), per W],
+  "mean_auc" / "mean_auc_ci": [the same for the mean over the reported
+  periods], "seed_auc", "seed_mean_auc": [[per seed] per W],
+  "period_auc": [[per reported period, mean over seeds] per W],
+  "seed_period_auc": [[[per period] per seed] per W],
+  "staleness": [{"mean", "p50", "p99", "max"} per W, over all seeds],
+  "updates": [...], "dropped_updates": [...], "seconds": [...]}}}`.
+  `seconds_per_update` is the simulation's wall time (evaluation
+  included) over the updates simulated.
+- `auc_vs_workers.png`: mean AUC against workers (log x axis), one line
+  per variant, error bars the 95% CI over seeds.
+- `gain_vs_budget.png` (two variants or more): per period, each variant's
+  AUC minus the first's at the first worker count, paired by seed, against
+  the step-budget ratio `sqrt(n * (1 - decay_rate))`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+import numpy as np
+
+from tf_swap.jobs.aggregate import summarize
+from tf_swap.jobs.experiment import InputError, stream_batches
+from tf_swap.jobs.protocol import (
+    LEARNING_RATE_GRID,
+    PROTOCOLS,
+    best_learning_rate,
+    dev_periods,
+)
+from tf_swap.jobs.reporting import staleness_summary
+from tf_swap.jobs.simulation import SimConfig, head, one_run
+from tf_swap.jobs.streams import SeededStreams
+
+# The per-W lists of a run in metrics.json, in order.
+_CELL_KEYS = (
+    "auc",
+    "auc_ci",
+    "mean_auc",
+    "mean_auc_ci",
+    "seed_auc",
+    "seed_mean_auc",
+    "period_auc",
+    "seed_period_auc",
+    "staleness",
+    "updates",
+    "dropped_updates",
+    "seconds",
+)
+
+
+class _Cells:
+    """Runs cells on a shared progress bar, counting updates and time."""
+
+    def __init__(self, config: SimConfig, bar):
+        self.config, self.bar = config, bar
+        self.updates, self.seconds = 0, 0.0
+
+    def run(self, variant, stream, workers, lr, seed) -> dict:
+        cfg = dataclasses.replace(self.config, learning_rate=lr, seed=seed)
+        result = one_run(variant, stream, workers, cfg, progress=self.bar)
+        self.updates += result["updates"]
+        self.seconds += result["seconds"]
+        return result
+
+
+def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
+    """One (variant, W) cell's entries of the run's per-W lists."""
+    # `auc` lists periods 1 .. P-1; keep the reported ones.
+    summary = summarize([[r["auc"][p - 1] for p in reported] for r in results])
+    taus = np.concatenate([r["taus"] for r in results])
+    return {
+        "auc": summary.final_auc,
+        "auc_ci": summary.final_auc_ci,
+        "mean_auc": summary.mean_auc,
+        "mean_auc_ci": summary.mean_auc_ci,
+        "seed_auc": [row[-1] for row in summary.seed_auc],
+        "seed_mean_auc": summary.seed_mean_auc,
+        "period_auc": summary.period_auc,
+        "seed_period_auc": summary.seed_auc,
+        "staleness": staleness_summary(taus),
+        "updates": results[0]["updates"],
+        "dropped_updates": sum(r["dropped_updates"] for r in results),
+        "seconds": round(sum(r["seconds"] for r in results), 2),
+    }
+
+
+def _tune(cells: _Cells, variant, streams, dev: int, grid) -> tuple[float, list]:
+    """The learning rate of `variant` with the best dev AUC at one worker
+    (averaged over the seeds), and every grid point's per-seed dev AUCs."""
+    dev_auc = [
+        [
+            float(np.mean(cells.run(variant, head(streams[s], dev), 1, lr, s)["auc"]))
+            for s in streams.seeds
+        ]
+        for lr in grid
+    ]
+    return best_learning_rate(list(grid), dev_auc), dev_auc
+
+
+def simulate(
+    stream,
+    variants: list[str],
+    workers: list[int],
+    config: SimConfig | None = None,
+    protocol: str = "fixed",
+    seeds: list[int] | None = None,
+    grid: list[float] | tuple[float, ...] = LEARNING_RATE_GRID,
+    progress: bool = True,
+    console=None,
+) -> dict:
+    """Runs every (variant, workers, seed) cell under `protocol` (see
+    `tf_swap.jobs.protocol`); returns the metrics dictionary (what
+    `metrics.json` holds, see the module docstring).
+
+    Args:
+        stream: A `Stream`, or a function of the seed returning one (each
+            seed then has its own stream).
+        variants: Variant names (`name@K` allowed).
+        workers: Worker counts.
+        config: The `SimConfig`; its `learning_rate` is the one of
+            `protocol="fixed"`.
+        protocol: `"fixed"` or `"tuned"`.
+        seeds: The seeds of every cell (`tf_swap.jobs.protocol.seeds`);
+            default `[config.seed]`.
+        grid: The learning rates `"tuned"` chooses from.
+    """
+    from tqdm import tqdm
+
+    config = config or SimConfig()
+    if protocol not in PROTOCOLS:
+        raise InputError(f"--protocol must be one of {', '.join(PROTOCOLS)}")
+    started = time.monotonic()
+    streams = SeededStreams(stream, seeds or [config.seed])
+    first = streams.first
+    periods = len(first.periods)
+    dev = dev_periods(periods) if protocol == "tuned" else 0
+    n = len(stream_batches(first, config.batch_size, config.seed)[0])
+    dev_n = (
+        len(stream_batches(head(first, dev), config.batch_size, config.seed)[0])
+        if dev
+        else 0
+    )
+    # Evaluated periods are 1 .. P-1 (0-based); tuned reports dev .. P-1.
+    reported = list(range(max(1, dev), periods))
+    total = len(variants) * len(streams.seeds) * (len(grid) * dev_n + n * len(workers))
+    tuning: dict = {}
+    learning_rates: dict = {}
+    runs: dict = {}
+    with tqdm(
+        total=total,
+        unit="update",
+        disable=not progress,
+        file=console or sys.stderr,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    ) as bar:
+        cells = _Cells(config, bar)
+        for variant in variants:
+            if dev:
+                learning_rates[variant], tuning[variant] = _tune(
+                    cells, variant, streams, dev, grid
+                )
+            else:
+                learning_rates[variant] = config.learning_rate
+            run = runs[variant] = {
+                "workers": [],
+                "learning_rate": learning_rates[variant],
+            }
+            run.update({key: [] for key in _CELL_KEYS})
+            for w in workers:
+                results = [
+                    cells.run(variant, streams[s], w, learning_rates[variant], s)
+                    for s in streams.seeds
+                ]
+                run["workers"].append(w)
+                for key, value in _cell_metrics(results, reported).items():
+                    run[key].append(value)
+    return {
+        "data": first.name,
+        "periods": periods,
+        "samples_per_period": [len(p.y) for p in first.periods],
+        "protocol": protocol,
+        "seeds": streams.seeds,
+        "learning_rates": learning_rates,
+        "tuning": (
+            {
+                "grid": list(grid),
+                "dev_periods": list(range(2, dev + 1)),
+                "dev_mean_auc": tuning,
+            }
+            if dev
+            else None
+        ),
+        "evaluated_periods": [p + 1 for p in reported],
+        "oracle_auc": streams.oracle_auc(reported),
+        "workers": list(workers),
+        "config": config.as_dict(),
+        "updates_per_run": n,
+        "seconds_per_update": round(cells.seconds / max(1, cells.updates), 6),
+        "runs": runs,
+        "seconds": round(time.monotonic() - started, 1),
+    }
