@@ -20,7 +20,7 @@ import argparse
 import statistics
 import time
 
-from tf_swap import data
+from tf_swap.jobs import data
 from tf_swap.jobs.experiment import stream_batches
 from tf_swap.jobs.schedule import make_schedule
 from tf_swap.jobs.simulation import SimConfig, Simulation

@@ -5,7 +5,7 @@ The model: 4 hashed fields, a wide part and a deep part (embeddings of 16,
 a DNN tower with batch normalization), a sigmoid; one step is forward,
 loss, gradients and the optimizer's apply, in one tf.function.
 
-- Keras 3 (`tf_swap.models.build_ctr_model`): the stock baseline
+- Keras 3 (`tf_swap.jobs.models.build_ctr_model`): the stock baseline
   `keras.optimizers.Adagrad` + `BatchNormalization` with `keras.layers.Embedding`
   tables, the same with tf_swap's `ShardedEmbedding` (which reads its rows
   sparsely, so a dense-updating optimizer copies the table on each update),
@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 import tf_swap
-from tf_swap.models import build_ctr_model
+from tf_swap.jobs.models import build_ctr_model
 
 FIELDS, DIM = 4, 16
 SIZES = {

@@ -705,6 +705,363 @@ proptest! {
     }
 }
 
+// ---- FTRL-SWAP ----
+
+/// FTRL-SWAP hyper-parameters (exact in float32) and the faults their
+/// preparation must report.
+fn ftrl_hyper() -> impl Strategy<Value = (TfSwapFtrlSwapHyper, Vec<TfSwapStatus>)> {
+    let positive = prop_oneof![8 => (1u32..64).prop_map(|k| k as f64 / 64.0), 1 => Just(0.0),
+        1 => Just(f64::NAN)];
+    let strength = prop_oneof![6 => Just(0.0), 4 => (1u32..16).prop_map(|k| k as f64 / 256.0),
+        1 => Just(-0.25), 1 => Just(f64::INFINITY)];
+    let lr_power = prop_oneof![6 => Just(-0.5), 3 => Just(-0.75), 1 => Just(0.0), 1 => Just(0.5)];
+    let scale = prop_oneof![6 => Just(1.0), 3 => Just(0.5), 1 => Just(0.0), 1 => Just(2.0)];
+    let rho = prop_oneof![6 => Just(1.0), 4 => (1u32..16).prop_map(|k| k as f64 / 16.0),
+        1 => Just(0.0)];
+    let step = prop_oneof![8 => 1i64..60, 1 => Just(0)];
+    let period = prop_oneof![8 => 1i64..10, 1 => Just(0)];
+    let mode = prop_oneof![8 => 0u32..2, 1 => Just(4u32)];
+    (
+        positive,
+        (
+            strength.clone(),
+            strength.clone(),
+            strength.clone(),
+            strength,
+        ),
+        lr_power,
+        scale,
+        rho,
+        step,
+        period,
+        mode,
+    )
+        .prop_map(
+            |(lr, (l1, l2, l2s, beta), lr_power, scale, rho, step, period, mode)| {
+                let hyper = TfSwapFtrlSwapHyper {
+                    learning_rate: lr,
+                    l1,
+                    l2,
+                    l2_shrinkage: l2s,
+                    lr_power,
+                    beta,
+                    staleness_scale: scale,
+                    discount: TfSwapDiscount {
+                        decay_rate: rho,
+                        accumulator_floor: 0.125,
+                        step,
+                        decay_period: period,
+                        decay_mode: mode,
+                    },
+                };
+                let ok_strength = |v: f64| v.is_finite() && v >= 0.0;
+                let valid = lr.is_finite()
+                    && lr > 0.0
+                    && [l1, l2, l2s, beta].into_iter().all(ok_strength)
+                    && lr_power <= 0.0
+                    && scale > 0.0
+                    && scale <= 1.0
+                    && rho > 0.0
+                    && rho <= 1.0
+                    && step >= 1
+                    && period >= 1;
+                let mut faults = Vec::new();
+                if !valid {
+                    faults.push(TfSwapStatus::InvalidHyperParameter);
+                }
+                if mode > 1 {
+                    faults.push(TfSwapStatus::UnknownMode);
+                }
+                (hyper, faults)
+            },
+        )
+}
+
+fn ftrl_prepared(
+    hyper: &TfSwapFtrlSwapHyper,
+    faults: &[TfSwapStatus],
+) -> Result<Option<TfSwapFtrlSwapPlan>, TestCaseError> {
+    // SAFETY: an all-zero plan is a valid value of this plain C struct.
+    let mut plan: TfSwapFtrlSwapPlan = unsafe { std::mem::zeroed() };
+    let untouched = format!("{plan:?}");
+    let mut error = error_slot();
+    // SAFETY: live structs.
+    let status = unsafe { tf_swap_ftrl_swap_prepare(&mut plan, hyper, &mut error) };
+    if !check_outcome(status, &error, faults, &[], &Args::new(Vec::new()))? {
+        prop_assert_eq!(
+            format!("{plan:?}"),
+            untouched,
+            "a refused preparation wrote"
+        );
+        return Ok(None);
+    }
+    Ok(Some(plan))
+}
+
+/// The kernel's plan of hyper-parameters the ABI accepted.
+fn ftrl_kernel_plan(hyper: &TfSwapFtrlSwapHyper) -> tf_swap::kernels::ftrl_swap::FtrlSwapPlan {
+    use tf_swap::kernels::discount::DiscountArgs;
+    use tf_swap::kernels::ftrl_swap::{FtrlSwapArgs, FtrlSwapPlan};
+    let d = &hyper.discount;
+    FtrlSwapPlan::new(&FtrlSwapArgs {
+        learning_rate: hyper.learning_rate,
+        l1: hyper.l1,
+        l2: hyper.l2,
+        l2_shrinkage: hyper.l2_shrinkage,
+        lr_power: hyper.lr_power,
+        beta: hyper.beta,
+        staleness_scale: hyper.staleness_scale,
+        discount: DiscountArgs {
+            decay_rate: d.decay_rate,
+            accumulator_floor: d.accumulator_floor,
+            step: d.step,
+            decay_period: d.decay_period,
+            decay_mode: if d.decay_mode == 0 {
+                DecayMode::Exact
+            } else {
+                DecayMode::OncePerUpdate
+            },
+        },
+    })
+    .expect("accepted by the ABI")
+}
+
+type FtrlDense<T> = unsafe extern "C" fn(
+    *mut T,
+    *mut T,
+    *mut T,
+    *mut i64,
+    *const T,
+    usize,
+    usize,
+    usize,
+    usize,
+    *const TfSwapFtrlSwapPlan,
+    *mut TfSwapError,
+) -> u32;
+
+type FtrlSparse<T, I> = unsafe extern "C" fn(
+    *mut T,
+    *mut T,
+    *mut T,
+    *mut i64,
+    *const T,
+    *const I,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    *const TfSwapFtrlSwapPlan,
+    *mut TfSwapError,
+) -> u32;
+
+#[derive(Debug, Clone)]
+struct FtrlCase {
+    rows: usize,
+    inner: usize,
+    values: Vec<f64>,
+    powers: Vec<i64>,
+    passes: Vec<Pass>,
+    hyper: (TfSwapFtrlSwapHyper, Vec<TfSwapStatus>),
+    range: (usize, usize),
+    cuts: Vec<f64>,
+    indices: Vec<i64>,
+}
+
+fn ftrl_case() -> impl Strategy<Value = FtrlCase> {
+    (0usize..9, 0usize..11).prop_flat_map(|(rows, inner)| {
+        let n = rows * inner;
+        (
+            (Just(rows), Just(inner)),
+            prop::collection::vec(-2.0f64..2.0, 3 * n.max(1)),
+            prop::collection::vec(0i64..8, rows),
+            prop::collection::vec(pass(), 6),
+            ftrl_hyper(),
+            range_in(rows),
+            prop::collection::vec(0.0f64..1.0, 0..4),
+            prop::collection::btree_set(-2i64..rows as i64 + 2, 0..8)
+                .prop_map(|set| set.into_iter().collect::<Vec<_>>())
+                .prop_shuffle(),
+        )
+            .prop_map(
+                |((rows, inner), values, powers, passes, hyper, range, cuts, indices)| FtrlCase {
+                    rows,
+                    inner,
+                    values,
+                    powers,
+                    passes,
+                    hyper,
+                    range,
+                    cuts,
+                    indices,
+                },
+            )
+    })
+}
+
+/// The starting buffers of a case: weights, accumulators (positive), linear.
+fn ftrl_buffers<T: Float>(c: &FtrlCase) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let n = c.rows * c.inner;
+    let t = |k: usize| T::from_f64(c.values.get(k).copied().unwrap_or(0.5) / 8.0);
+    let w = (0..n).map(t).collect();
+    let acc = (0..n)
+        .map(|k| T::from_f64(0.125 + c.values[k % c.values.len()].abs()))
+        .collect();
+    let z = (0..n).map(|k| t(n + k)).collect();
+    (w, acc, z)
+}
+
+fn run_ftrl<T: Float + tf_swap::kernels::tf_pow::PowLane, I: Index>(
+    dense: FtrlDense<T>,
+    sparse: FtrlSparse<T, I>,
+    c: &FtrlCase,
+    use_sparse: bool,
+) -> Result<(), TestCaseError> {
+    let (hyper, faults) = c.hyper.clone();
+    let Some(plan) = ftrl_prepared(&hyper, &faults)? else {
+        return Ok(());
+    };
+    let (rows, inner) = (c.rows, c.inner);
+    let (w, acc, z) = ftrl_buffers::<T>(c);
+    let n_idx = c.indices.len();
+    let grad_len = if use_sparse {
+        n_idx * inner
+    } else {
+        rows * inner
+    };
+    let grad: Vec<T> = (0..grad_len)
+        .map(|k| T::from_f64(c.values[k % c.values.len()]))
+        .collect();
+    let indices: Vec<I> = c.indices.iter().map(|&i| I::from_i64(i)).collect();
+    let mut buffers = vec![
+        buffer(&w, true, c.passes[0]),
+        buffer(&acc, true, c.passes[1]),
+        buffer(&z, true, c.passes[2]),
+        buffer(&c.powers, true, c.passes[3]),
+        buffer(&grad, false, c.passes[4]),
+    ];
+    if use_sparse {
+        buffers.push(buffer(&indices, false, c.passes[5]));
+    }
+    let (begin, end) = c.range;
+    let bad_range = !(begin <= end && end <= rows);
+    // Sparse indices outside [0, rows) are the C++ op's to refuse; here
+    // they are only skipped by the rows that do not own them.
+    let (args, ok) = checked_call(
+        buffers,
+        &[(bad_range, TfSwapStatus::InvalidRowRange)],
+        |a, e| {
+            // SAFETY: buffers hold what the call is told or are refused.
+            unsafe {
+                if use_sparse {
+                    sparse(
+                        a.ptr(0),
+                        a.ptr(1),
+                        a.ptr(2),
+                        a.ptr(3),
+                        a.ptr(4),
+                        a.ptr(5),
+                        n_idx,
+                        rows,
+                        inner,
+                        begin,
+                        end,
+                        &plan,
+                        e,
+                    )
+                } else {
+                    dense(
+                        a.ptr(0),
+                        a.ptr(1),
+                        a.ptr(2),
+                        a.ptr(3),
+                        a.ptr(4),
+                        rows,
+                        inner,
+                        begin,
+                        end,
+                        &plan,
+                        e,
+                    )
+                }
+            }
+        },
+    )?;
+    if !ok {
+        return Ok(());
+    }
+    // The oracle: the kernel on the same rows, once and cut into blocks.
+    let kernel_plan = ftrl_kernel_plan(&hyper);
+    let (grad, indices) = (
+        args.passed::<T>(4),
+        if use_sparse {
+            args.passed::<I>(5)
+        } else {
+            Vec::new()
+        },
+    );
+    let apply = |s: &mut (Vec<T>, Vec<T>, Vec<T>, Vec<i64>), lo: usize, hi: usize| {
+        use tf_swap::kernels::ftrl_swap::{apply_dense_baseline, apply_sparse_baseline};
+        let span = lo * inner..hi * inner;
+        let (w, n, z, p) = s;
+        let (w, n, z, p) = (
+            &mut w[span.clone()],
+            &mut n[span.clone()],
+            &mut z[span.clone()],
+            &mut p[lo..hi],
+        );
+        if use_sparse {
+            apply_sparse_baseline(w, n, z, p, lo, &grad, &indices, inner, &kernel_plan)
+        } else {
+            apply_dense_baseline(w, n, z, p, &grad[span], inner, lo, rows, &kernel_plan)
+        }
+    };
+    let mut once = (w.clone(), acc.clone(), z.clone(), c.powers.clone());
+    prop_assert!(apply(&mut once, begin, end).is_ok());
+    let mut split = (w, acc, z, c.powers.clone());
+    for (b, e) in blocks(end - begin, &c.cuts) {
+        prop_assert!(apply(&mut split, begin + b, begin + e).is_ok());
+    }
+    // A written buffer passed as an alias of an empty one (allowed) is
+    // read back through the storage it aliases: compare the others.
+    if !c.passes[..4].iter().any(|p| matches!(p, Pass::Alias(_))) {
+        same(&args.read::<T>(0), &once.0)?;
+        same(&args.read::<T>(1), &once.1)?;
+        same(&args.read::<T>(2), &once.2)?;
+        prop_assert_eq!(args.read::<i64>(3), once.3.clone());
+    }
+    same(&split.0, &once.0)?;
+    same(&split.1, &once.1)?;
+    same(&split.2, &once.2)?;
+    prop_assert_eq!(split.3, once.3);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES / 4, ..config() })]
+
+    #[test]
+    fn ftrl_f32_i64(case in ftrl_case(), sparse in any::<bool>()) {
+        run_ftrl::<f32, i64>(tf_swap_ftrl_swap_dense_f32, tf_swap_ftrl_swap_sparse_f32_i64, &case, sparse)?;
+    }
+
+    #[test]
+    fn ftrl_f32_i32(case in ftrl_case(), sparse in any::<bool>()) {
+        run_ftrl::<f32, i32>(tf_swap_ftrl_swap_dense_f32, tf_swap_ftrl_swap_sparse_f32_i32, &case, sparse)?;
+    }
+
+    #[test]
+    fn ftrl_f64_i64(case in ftrl_case(), sparse in any::<bool>()) {
+        run_ftrl::<f64, i64>(tf_swap_ftrl_swap_dense_f64, tf_swap_ftrl_swap_sparse_f64_i64, &case, sparse)?;
+    }
+
+    #[test]
+    fn ftrl_f64_i32(case in ftrl_case(), sparse in any::<bool>()) {
+        run_ftrl::<f64, i32>(tf_swap_ftrl_swap_dense_f64, tf_swap_ftrl_swap_sparse_f64_i32, &case, sparse)?;
+    }
+}
+
 // ---- Index checks and duplicate sums ----
 
 type CheckIndices<I> =

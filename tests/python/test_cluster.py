@@ -11,8 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from tf_swap import data, train
-from tf_swap.cluster import LocalCluster, free_ports
+from tf_swap.jobs import data
+from tf_swap.jobs.cluster import LocalCluster, free_ports
+from tf_swap.jobs.cluster_run import run_on_cluster
+from tf_swap.jobs.experiment import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +46,7 @@ def test_parent_killed_takes_its_children(tmp_path):
     script = textwrap.dedent(
         """
         import json, sys, time
-        from tf_swap.cluster import LocalCluster
+        from tf_swap.jobs.cluster import LocalCluster
         cluster = LocalCluster(ps=1, workers=1)
         print(json.dumps(cluster.pids()), flush=True)
         time.sleep(600)
@@ -73,7 +75,7 @@ def test_parent_killed_takes_its_children(tmp_path):
 
 def test_killing_a_worker_neither_stops_training_nor_loses_updates():
     stream = data.synthetic_stream(periods=4, samples=4096, seed=2)
-    config = train.Config(progress=False)
+    config = Config(progress=False)
     killed = []
     with LocalCluster(ps=1, workers=2) as cluster:
         pids = cluster.pids()
@@ -83,7 +85,7 @@ def test_killing_a_worker_neither_stops_training_nor_loses_updates():
                 cluster.kill_task("worker", 1)
                 killed.append(step)
 
-        metrics = train.run_on_cluster(
+        metrics = run_on_cluster(
             stream, ["swap+stale+lbn"], config=config, on_step=on_step, cluster=cluster
         )
         assert killed == [12]

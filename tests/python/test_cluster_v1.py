@@ -1,5 +1,6 @@
-"""tf_swap.compat.v1.AdagradSwapOptimizer under classic between-graph
-replication: 2 PS and 2 worker processes, each worker building its own
+"""tf_swap.compat.v1's AdagradSwapOptimizer and FtrlSwapOptimizer under
+classic between-graph replication: 2 PS and 2 worker processes, each worker
+building its own
 graph with `replica_device_setter` and training in a
 `MonitoredTrainingSession` a table partitioned over both PS (this file is
 also the worker's script)."""
@@ -13,17 +14,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAST_STEP = 120
 
 
-def worker(spec, task):
+def worker(spec, task, rule):
     """One between-graph replica; prints its result as JSON."""
     import numpy as np
     import tensorflow as tf
 
-    from tf_swap.compat.v1 import AdagradSwapOptimizer
+    from tf_swap.compat.v1 import AdagradSwapOptimizer, FtrlSwapOptimizer
 
     v1 = tf.compat.v1
     v1.disable_eager_execution()
@@ -47,26 +49,24 @@ def worker(spec, task):
         )
         ids = v1.placeholder(tf.int32, [None])
         target = v1.placeholder(tf.float32, [None, dim])
-        optimizer = AdagradSwapOptimizer(
-            0.5,
-            decay_rate=0.8,
-            decay_period=40,
-            staleness_exponent=2,
-            max_staleness=1000,
+        swap = dict(
+            decay_rate=0.8, decay_period=40, staleness_exponent=2, max_staleness=1000
         )
+        if rule == "ftrl":
+            optimizer = FtrlSwapOptimizer(0.5, **swap)
+            slots = ("accum", "linear", "power")
+        else:
+            optimizer = AdagradSwapOptimizer(0.5, **swap)
+            slots = ("accumulator", "power")
         t_read = optimizer.read_step()
         with tf.control_dependencies([t_read]):
             loss = tf.reduce_mean(tf.square(tf.gather(table, ids) - target))
         train_op = optimizer.minimize(loss, global_step=global_step)
-        dropped = optimizer.dropped_updates()
+        dropped = optimizer.dropped_updates
         full_table = tf.concat(list(table), 0)
     devices = {
         "parts": [
-            [
-                part.device,
-                optimizer.get_slot(part, "accumulator").device,
-                optimizer.get_slot(part, "power").device,
-            ]
+            [part.device, *(optimizer.get_slot(part, s).device for s in slots)]
             for part in table
         ],
         "dropped": dropped.device,
@@ -108,8 +108,9 @@ def worker(spec, task):
     )
 
 
-def test_between_graph_replication_with_two_workers():
-    from tf_swap.cluster import LocalCluster
+@pytest.mark.parametrize("rule", ["adagrad", "ftrl"])
+def test_between_graph_replication_with_two_workers(rule):
+    from tf_swap.jobs.cluster import LocalCluster
 
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     with LocalCluster(ps=2, workers=2, jobs=("ps",)) as cluster:
@@ -122,6 +123,8 @@ def test_between_graph_replication_with_two_workers():
                     json.dumps(cluster.spec),
                     "--task",
                     str(task),
+                    "--rule",
+                    rule,
                 ],
                 env=env,
                 stdout=subprocess.PIPE,
@@ -143,8 +146,8 @@ def test_between_graph_replication_with_two_workers():
         parts = r["devices"]["parts"]
         # One part on each PS, and each part's slots with it.
         assert sorted(p[0] for p in parts) == ["/job:ps/task:0", "/job:ps/task:1"]
-        for part, accumulator, power in parts:
-            assert accumulator == power == part, parts
+        for part, *slot_devices in parts:
+            assert set(slot_devices) == {part}, parts
         assert r["steps"] > 0
     # Both replicas trained one shared table: together they made every
     # step, and the loss fell.
@@ -164,5 +167,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
     parser.add_argument("--task", type=int, required=True)
+    parser.add_argument("--rule", default="adagrad")
     args = parser.parse_args()
-    worker(json.loads(args.spec), args.task)
+    worker(json.loads(args.spec), args.task, args.rule)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tf_swap import simulate, train
+from tf_swap.jobs import simulate, train
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
@@ -137,5 +137,6 @@ def test_the_command_line_exits_2_with_one_line():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "tf-swap-train: error: unknown variant 'sgd'; choose from adagrad, swap, "
-        "swap+stale, swap+lbn, swap+stale+lbn"
+        "swap+stale, swap+lbn, swap+stale+lbn, ftrl, ftrl-swap, ftrl-swap+stale, "
+        "ftrl-swap+lbn, ftrl-swap+stale+lbn"
     ]

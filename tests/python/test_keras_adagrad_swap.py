@@ -218,3 +218,56 @@ def test_learns_with_decay_in_model_fit():
 
 def test_package_exports():
     assert tf_swap.keras.AdagradSwap is AdagradSwap
+
+
+def test_gradient_is_cast_to_the_variable_dtype_as_keras_adagrad_does():
+    # A float64 variable with a float32 gradient: Keras' Adagrad casts the
+    # gradient in its update step; so does AdagradSwap (the op refuses).
+    ours, theirs = keras.Variable(np.ones([10])), keras.Variable(np.ones([10]))
+    assert ours.dtype == "float64"
+    grad = keras.ops.full((10,), 0.01)  # float32
+    AdagradSwap(0.1, decay_rate=1.0).apply_gradients([(grad, ours)])
+    keras.optimizers.Adagrad(0.1).apply_gradients([(grad, theirs)])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    sparse = tf.IndexedSlices(tf.constant([[0.5]], tf.float32), tf.constant([2]))
+    table = keras.Variable(np.zeros((4, 1)))
+    AdagradSwap(0.1).apply_gradients([(sparse, table)])
+    assert table.numpy()[2, 0] < 0 and (table.numpy()[[0, 1, 3]] == 0).all()
+
+
+def test_plain_tf_variables_are_accepted_as_by_keras_adagrad():
+    ours, theirs = tf.Variable([1.0, 2.0]), tf.Variable([1.0, 2.0])
+    grad = tf.constant([0.1, 0.2])
+    optimizer = AdagradSwap(0.1, decay_rate=1.0)
+    optimizer.apply_gradients([(grad, ours)])
+    keras.optimizers.Adagrad(0.1).apply_gradients([(grad, theirs)])
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    powers = [v for v in optimizer.variables if v.path.endswith("_power")]
+    assert len(powers) == 1 and tuple(powers[0].shape) == (2,)
+
+
+def test_swap_step_counts_every_apply_with_one_atomic_increment():
+    var = keras.Variable(np.zeros(3, np.float32))
+    optimizer = AdagradSwap(0.1, decay_period=2)
+
+    @tf.function
+    def step():
+        optimizer.apply_gradients([(tf.ones(3), var)])
+
+    for _ in range(3):
+        step()
+    assert int(optimizer.swap_step.numpy()) == 3
+    assert int(optimizer.iterations.numpy()) == 3
+    # The increment is one AssignAddVariableOp on the counter itself (a
+    # read and a separate write would lose increments between workers).
+    graph = step.get_concrete_function().graph
+    inner = {
+        id(external): internal for external, internal in graph.captures
+    }[id(optimizer.swap_step.value.handle)]
+    writes = [
+        op.type
+        for op in graph.get_operations()
+        if op.type.endswith("VariableOp") and op.inputs and op.inputs[0] is inner
+        and op.type != "ReadVariableOp"
+    ]
+    assert writes == ["AssignAddVariableOp"]

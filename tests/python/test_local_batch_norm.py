@@ -178,31 +178,34 @@ class LocalBatchNormTest(tf.test.TestCase):
             self.assertAllClose(y, want, **tolerance(dtype))
 
     def test_thread_count_does_not_change_results(self):
-        # 2^20 elements: sharded over the intra-op pool here (2+ threads);
-        # a child process with one intra-op thread must agree bit for bit.
-        if tf.config.threading.get_intra_op_parallelism_threads() == 1:
-            self.skipTest("this process already uses one intra-op thread")
+        # 2^20 elements: sharded over the intra-op pool with 2 and 8
+        # threads, each side in a child process whose thread count is set
+        # before TensorFlow starts (so neither side depends on this one's).
         x, dy, gamma, beta = random_inputs((4096, 256), np.float32, seed=8)
-        here = run_ours(x, dy, gamma, beta, function=True)
         with tempfile.TemporaryDirectory() as tmp:
             inputs = os.path.join(tmp, "in.npz")
-            outputs = os.path.join(tmp, "out.npz")
             np.savez(inputs, x=x, dy=dy, gamma=gamma, beta=beta)
-            subprocess.run(
-                [sys.executable, "-c", _ONE_THREAD, inputs, outputs],
-                check=True,
-                env=os.environ,
-            )
-            there = np.load(outputs)
-            for k, got in enumerate(here):
-                self.assertAllEqual(got, there[f"arr_{k}"])
+            results = []
+            for threads in (1, 2, 8):
+                outputs = os.path.join(tmp, f"out{threads}.npz")
+                subprocess.run(
+                    [sys.executable, "-c", _WITH_THREADS, inputs, outputs,
+                     str(threads)],
+                    check=True,
+                    env=os.environ,
+                )
+                results.append(np.load(outputs))
+        for other in results[1:]:
+            for k in range(6):
+                self.assertAllEqual(results[0][f"arr_{k}"], other[f"arr_{k}"])
 
 
-_ONE_THREAD = f"""
+_WITH_THREADS = f"""
 import sys
 import numpy as np
 import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[3]))
+assert tf.config.threading.get_intra_op_parallelism_threads() == int(sys.argv[3])
 sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 from test_local_batch_norm import run_ours
 a = np.load(sys.argv[1])

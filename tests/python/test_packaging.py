@@ -19,6 +19,11 @@ import tensorflow as tf
 from tf_swap import _ops
 
 ROOT = Path(__file__).resolve().parents[2]
+# The op library is loaded (and checked) when the first op is built.
+FIRST_USE = (
+    "import tensorflow as tf, tf_swap.ops as ops; "
+    "ops.local_batch_norm(tf.ones([2, 2]), tf.ones([2]), tf.zeros([2]))"
+)
 
 
 def library_in_use():
@@ -42,7 +47,7 @@ def run(python, script, *args, env=None, cwd=None):
 
 def import_with_library(path):
     env = dict(os.environ, TF_SWAP_LIBRARY=str(path), PYTHONPATH=str(ROOT / "python"))
-    return run(sys.executable, "import tf_swap", env=env)
+    return run(sys.executable, FIRST_USE, env=env)
 
 
 def with_recorded_version(tmp_path, library, version):

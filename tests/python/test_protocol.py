@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tf_swap import data, simulate
-from tf_swap.jobs import protocol
+from tf_swap.jobs import data, protocol, simulate
 from tf_swap.jobs.experiment import InputError
-from tf_swap.jobs.simulation import head, one_run
+from tf_swap.jobs.simulation import SimConfig, head, one_run
 
 
 def test_confidence_interval_of_a_constructed_case():
@@ -78,7 +77,7 @@ def test_tuned_run_picks_the_best_dev_rate_and_reports_test_periods(tmp_path):
     assert metrics["tuning"]["dev_periods"] == list(range(2, dev + 1))
     # Only the test periods are reported.
     assert metrics["evaluated_periods"] == list(range(dev + 1, periods + 1))
-    config = simulate.SimConfig(
+    config = SimConfig(
         **{k: tuple(v) if k == "hidden" else v for k, v in metrics["config"].items()}
     )
     for name in ("adagrad", "swap"):
@@ -94,7 +93,7 @@ def test_tuned_run_picks_the_best_dev_rate_and_reports_test_periods(tmp_path):
         # test periods only; the dev AUCs those of a run on the dev periods.
         for i, seed in enumerate(metrics["seeds"]):
             stream = data.load_for_job("synthetic", periods, seed, samples)
-            cfg = simulate.SimConfig(
+            cfg = SimConfig(
                 **{**vars(config), "learning_rate": chosen, "seed": seed}
             )
             full = one_run(name, stream, 1, cfg)["auc"]

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_swap import data, train
-from tf_swap.cluster import LocalCluster
+from tf_swap.jobs import data, train
+from tf_swap.jobs.cluster import LocalCluster
+from tf_swap.jobs.cluster_run import run_on_cluster
+from tf_swap.jobs.cluster_training import Checkpointing, TrainingFailed
+from tf_swap.jobs.experiment import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 256
@@ -24,7 +27,7 @@ def small_stream(periods=4):
 
 
 def config(**kwargs):
-    return train.Config(batch_size=BATCH, progress=False, **kwargs)
+    return Config(batch_size=BATCH, progress=False, **kwargs)
 
 
 def checkpoint_values(directory):
@@ -49,13 +52,13 @@ def test_a_killed_parameter_server_is_recovered_from_the_checkpoint(tmp_path):
                 killed.append(step)
                 cluster.kill_task("ps", 0)
 
-        metrics = train.run_on_cluster(
+        metrics = run_on_cluster(
             stream,
             ["swap+stale+lbn"],
             cluster=cluster,
             config=config(),
             on_step=kill_ps,
-            checkpointing=train.Checkpointing(
+            checkpointing=Checkpointing(
                 directory=str(tmp_path / "ckpt"), every=every
             ),
         )
@@ -77,8 +80,8 @@ def test_without_checkpoints_a_dead_ps_fails_in_one_line(tmp_path):
             if step == 3:
                 cluster.kill_task("ps", 0)
 
-        with pytest.raises(train.TrainingFailed, match="--checkpoint-dir"):
-            train.run_on_cluster(
+        with pytest.raises(TrainingFailed, match="--checkpoint-dir"):
+            run_on_cluster(
                 stream, ["swap"], cluster=cluster, config=config(), on_step=kill_ps
             )
 
@@ -93,14 +96,14 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path, variant)
     every = 4
 
     def run(directory, on_step=None, resume=False):
-        return train.run_on_cluster(
+        return run_on_cluster(
             stream,
             [variant],
             workers=1,
             ps=1,
             config=config(),
             on_step=on_step,
-            checkpointing=train.Checkpointing(
+            checkpointing=Checkpointing(
                 directory=str(directory), every=every, resume=resume
             ),
         )

@@ -70,10 +70,9 @@ def test_tf_keras_saved_model_serves_without_tf_swap(tmp_path):
     h = tf_keras.layers.Dense(8)(tf_keras.layers.Flatten()(h))
     h = tk.LocalBatchNormalization(sync_period=2)(h)
     outputs = tf_keras.layers.Dense(1, activation="sigmoid", name="click")(h)
-    model = tf_keras.Model(inputs, outputs)
+    model = tk.Model(inputs, outputs)  # t_read before each forward pass
     model.compile(tk.AdagradSwap(0.05, staleness_exponent=2),
                   "binary_crossentropy")
-    tk.record_read_step(model)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     want = model.predict(x, verbose=0)
     model.save(tmp_path / "saved_model")  # SavedModel format, optimizer included

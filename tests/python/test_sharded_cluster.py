@@ -12,7 +12,7 @@ import tensorflow as tf
 import tf_keras
 
 import tf_swap.tf_keras as tk
-from tf_swap.cluster import LocalCluster
+from tf_swap.jobs.cluster import LocalCluster
 from tf_swap.keras import AdagradSwap, ShardedEmbedding
 from tf_swap.keras.sharded_embedding import shard_sizes
 
@@ -45,7 +45,26 @@ def data(n=4096):
     return x, y
 
 
-def tf_keras_model(strategy):
+OPTIMIZERS = {
+    "adagrad": (
+        lambda: tk.AdagradSwap(
+            0.1, decay_rate=0.5, decay_period=20, staleness_exponent=2
+        ),
+        ("accumulator", "power"),
+    ),
+    "ftrl": (
+        lambda: tk.FtrlSwap(
+            1.0,  # FTRL moves a net's weights from z = 0: a larger rate
+            decay_rate=0.5,
+            decay_period=20,
+            staleness_exponent=2,
+        ),
+        ("accumulator", "linear", "power"),
+    ),
+}
+
+
+def tf_keras_model(strategy, optimizer="adagrad"):
     with strategy.scope():
         tf_keras.utils.set_random_seed(0)
         inputs = tf_keras.Input((2,), dtype="int32")
@@ -53,29 +72,30 @@ def tf_keras_model(strategy):
         x = tf_keras.layers.Dense(8, name="hidden")(tf_keras.layers.Flatten()(x))
         x = tk.LocalBatchNormalization(name="bn")(x)
         outputs = tf_keras.layers.Dense(1, activation="sigmoid", name="click")(x)
-        model = tf_keras.Model(inputs, outputs)
-        model.compile(
-            tk.AdagradSwap(0.1, decay_rate=0.5, decay_period=20, staleness_exponent=2),
-            "binary_crossentropy",
-        )
+        model = tk.Model(inputs, outputs)
+        model.compile(OPTIMIZERS[optimizer][0](), "binary_crossentropy")
     return tk.record_read_step(model)
 
 
-def table_state(model):
+def table_state(model, slots):
     """The full table and its slots, each concatenated over the shards."""
     table = model.get_layer("table").embeddings
     optimizer = model.optimizer
     state = {"table": tf.concat(table.variables, 0).numpy()}
-    for name in ("accumulator", "power"):
+    for name in slots:
         state[name] = tf.concat(
             [optimizer.get_slot(v, name) for v in table.variables], 0
         ).numpy()
     return state
 
 
-def test_tf_keras_fit_on_sharded_table_and_reshard_on_restore(cluster, tmp_path):
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_tf_keras_fit_on_sharded_table_and_reshard_on_restore(
+    cluster, tmp_path, optimizer
+):
+    slots = OPTIMIZERS[optimizer][1]
     strategy = strategy_for(cluster, shards=2)
-    model = tf_keras_model(strategy)
+    model = tf_keras_model(strategy, optimizer)
     x, y = data()
 
     def dataset_fn(context):
@@ -94,23 +114,24 @@ def test_tf_keras_fit_on_sharded_table_and_reshard_on_restore(cluster, tmp_path)
     assert isinstance(table, tf.__internal__.distribute.ShardedVariable)
     assert [v.device for v in table.variables] == PS_TASKS
     for shard in table.variables:
-        for name in ("accumulator", "power"):
+        for name in slots:
             slot = model.optimizer.get_slot(shard, name)
             assert slot.device == shard.device, (name, slot.device)
         assert model.optimizer.get_slot(shard, "power").shape == shard.shape[:1]
-    state = table_state(model)
+    state = table_state(model, slots)
     assert state["power"].max() >= 1  # 80 steps of 20: periods passed
     path = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(
         str(tmp_path / "two_shards")
     )
     # Restored before the new optimizer has slots (the usual order), and
     # into three shards.
-    restored = tf_keras_model(strategy_for(cluster, shards=3))
+    restored = tf_keras_model(strategy_for(cluster, shards=3), optimizer)
     tf.train.Checkpoint(model=restored, optimizer=restored.optimizer).restore(path)
     assert len(restored.get_layer("table").embeddings.variables) == 3
     assert int(restored.optimizer.iterations.numpy()) == 80
     for name, want in state.items():
-        np.testing.assert_array_equal(table_state(restored)[name], want, err_msg=name)
+        got = table_state(restored, slots)[name]
+        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 def test_keras3_sharded_embedding_puts_a_row_range_on_each_ps(cluster):

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_swap import data, simulate
-from tf_swap.jobs.experiment import make_model, make_optimizer
+from tf_swap.jobs import data, simulate
+from tf_swap.jobs.experiment import make_model, make_optimizer, stream_batches
 from tf_swap.jobs.schedule import make_schedule
+from tf_swap.jobs.simulation import SimConfig, Simulation
 from tf_swap.keras import LocalBatchNormalization
 
 BATCH = 32
@@ -31,11 +32,11 @@ def stream():
 
 @pytest.fixture(scope="module")
 def batches(stream):
-    return simulate.stream_batches(stream, BATCH, 0)
+    return stream_batches(stream, BATCH, 0)
 
 
 def _config(**kwargs):
-    return simulate.SimConfig(batch_size=BATCH, hidden=(16, 8), **kwargs)
+    return SimConfig(batch_size=BATCH, hidden=(16, 8), **kwargs)
 
 
 def _steps_per_period(stream):
@@ -44,7 +45,7 @@ def _steps_per_period(stream):
 
 def _simulated(variant, stream, batches, schedule, config):
     workers = len(schedule.first)
-    sim = simulate.Simulation(
+    sim = Simulation(
         variant, stream, batches, workers, _steps_per_period(stream), config
     )
     result = sim.run(stream, batches, schedule)
@@ -53,7 +54,7 @@ def _simulated(variant, stream, batches, schedule, config):
 
 def _start(variant, stream, config):
     model = make_model(variant, stream, config)
-    optimizer = make_optimizer(variant, config, _steps_per_period(stream))
+    optimizer = make_optimizer(variant, config, _steps_per_period(stream), model)
     optimizer.build(model.trainable_variables)
     return model, optimizer
 
@@ -118,7 +119,7 @@ def _max_difference(a, b):
     )
 
 
-@pytest.mark.parametrize("variant", ["adagrad", "swap+stale+lbn"])
+@pytest.mark.parametrize("variant", ["adagrad", "swap+stale+lbn", "ftrl-swap"])
 def test_one_worker_is_sequential_training(stream, batches, variant):
     config = _config()
     schedule = make_schedule(len(batches[0]), 1)
@@ -136,7 +137,7 @@ def test_one_worker_is_sequential_training(stream, batches, variant):
         np.testing.assert_array_equal(got.numpy(), ref.numpy(), err_msg=ref.path)
 
 
-@pytest.mark.parametrize("variant", ["swap+stale", "swap+stale+lbn"])
+@pytest.mark.parametrize("variant", ["swap+stale", "swap+stale+lbn", "ftrl-swap+stale"])
 def test_engine_equals_the_event_replay(stream, batches, variant):
     config = _config(speed_sigma=0.5, jitter_sigma=0.3)
     schedule = make_schedule(len(batches[0]), 5, 0.5, 0.3, seed=3)
@@ -216,7 +217,7 @@ def test_tiny_run_writes_files(tmp_path):
             "--batch-size",
             "32",
             "--optimizers",
-            "adagrad,swap+stale+lbn@1",
+            "adagrad,swap+stale+lbn@1,ftrl-swap",
             "--out",
             str(out),
             "--no-progress",
@@ -234,6 +235,9 @@ def test_tiny_run_writes_files(tmp_path):
         assert [len(p) for p in run["period_auc"]] == [2, 2]
         assert run["staleness"][0] == {"mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0}
         assert run["staleness"][1]["max"] >= 2
+    # FTRL-SWAP on the wide part: L1 makes some of its weights exactly 0.
+    assert metrics["runs"]["adagrad"]["wide_zero_fraction"] == [0.0, 0.0]
+    assert all(f > 0 for f in metrics["runs"]["ftrl-swap"]["wide_zero_fraction"])
     assert os.path.getsize(out / "auc_vs_workers.png") > 1000
 
 

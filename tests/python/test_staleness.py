@@ -23,7 +23,7 @@ LR = 0.2
 def lr_eff(lr, tau, k, dtype=np.float32):
     """The learning rate the op must receive: lr (as the optimizer holds it)
     times the scale, in float64, rounded once to the variable's dtype."""
-    # Computed as 1 / tau**(1/k) in float64 (see tf_swap.swap_step).
+    # Computed as 1 / tau**(1/k) in float64 (see tf_swap.core.settings).
     scale = 1.0 if k is None or math.isinf(k) else 1.0 / max(1, tau) ** (1.0 / k)
     return dtype(np.float64(lr) * scale)
 
@@ -51,7 +51,7 @@ def test_keras_scale_is_exact(k, sparse):
     lr32 = np.float32(LR)  # Keras keeps the learning rate in float32
     for t_read, t_apply in PAIRS:
         grad = rng.normal(size=init.shape).astype(np.float32)
-        optimizer.iterations.assign(t_apply)
+        optimizer.swap_step.assign(t_apply)
         if sparse:
             rows = np.array([4, 1, 4])
             g = tf.IndexedSlices(tf.constant(grad[:3]), tf.constant(rows))
@@ -82,7 +82,7 @@ def test_keras_reference_values_of_the_scale():
     # lr / sqrt(tau) at k = 2: tau = 4 halves the step exactly.
     var = keras.Variable(np.zeros((1,), np.float32))
     optimizer = AdagradSwap(1.0, epsilon=0.0, decay_rate=1.0, staleness_exponent=2)
-    optimizer.iterations.assign(4)
+    optimizer.swap_step.assign(4)
     optimizer.apply([tf.constant([1.0])], [var], read_step=tf.constant(0, tf.int64))
     # acc = 0.1 + 1 (raw g*g); step = 0.5 * 1 / sqrt(1.1).
     np.testing.assert_array_equal(
@@ -106,15 +106,15 @@ def test_keras_drop_writes_nothing_and_counts(sparse):
     # A fresh step builds the slots and writes.
     optimizer.apply([grad()], [var], read_step=tf.constant(0, tf.int64))
     before = keras_state(optimizer, var)
-    assert int(optimizer.iterations) == 1
+    assert int(optimizer.swap_step) == 1
     # tau = 4 > 3: dropped.
-    optimizer.iterations.assign(10)
+    optimizer.swap_step.assign(10)
     optimizer.apply([grad()], [var], read_step=tf.constant(6, tf.int64))
     after = keras_state(optimizer, var)
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(optimizer.dropped_updates) == 1
-    assert int(optimizer.iterations) == 11  # the step counter still advances
+    assert int(optimizer.swap_step) == 11  # the step counter still advances
     # tau = 3 == max_staleness: applied.
     optimizer.apply([grad()], [var], read_step=tf.constant(8, tf.int64))
     assert not np.array_equal(keras_state(optimizer, var)[0], after[0])
@@ -133,9 +133,9 @@ def test_keras_read_step_records_t_read_inside_tf_function():
         t_read = optimizer.read_step()
         with tf.control_dependencies([t_read]):
             # Other workers apply `others` updates meanwhile.
-            optimizer.iterations.assign_add(others)
+            optimizer.swap_step.assign_add(others)
         g = tf.constant([1.0, 1.0])
-        with tf.control_dependencies([optimizer.iterations.value]):
+        with tf.control_dependencies([optimizer.swap_step.value]):
             return optimizer.apply_gradients([(g, var)])
 
     step(tf.constant(4, tf.int64))  # tau 4: lr / 4
@@ -144,7 +144,7 @@ def test_keras_read_step_records_t_read_inside_tf_function():
     )
     step(tf.constant(6, tf.int64))  # tau 6 > 5: dropped
     assert int(optimizer.dropped_updates) == 1
-    assert int(optimizer.iterations) == 12
+    assert int(optimizer.swap_step) == 12
 
 
 def test_keras_without_recorded_read_is_fresh():
@@ -166,8 +166,8 @@ def test_keras_disabled_ignores_read_step():
     x, y = keras.Variable(init), keras.Variable(init)
     a, b = AdagradSwap(LR), AdagradSwap(LR)
     assert not a.uses_staleness
-    a.iterations.assign(9)
-    b.iterations.assign(9)
+    a.swap_step.assign(9)
+    b.swap_step.assign(9)
     a.apply([tf.constant(init)], [x], read_step=tf.constant(0, tf.int64))
     b.apply([tf.constant(init)], [y])
     np.testing.assert_array_equal(x.numpy(), y.numpy())
@@ -213,8 +213,8 @@ def test_infinite_exponent_does_not_scale():
     )
     a = AdagradSwap(LR, staleness_exponent=float("inf"), max_staleness=100)
     b = AdagradSwap(LR)
-    a.iterations.assign(50)
-    b.iterations.assign(50)
+    a.swap_step.assign(50)
+    b.swap_step.assign(50)
     a.apply([tf.constant([1.0, 2.0])], [var], read_step=tf.constant(0, tf.int64))
     b.apply([tf.constant([1.0, 2.0])], [ref])
     np.testing.assert_array_equal(var.numpy(), ref.numpy())
@@ -253,7 +253,7 @@ def v1_session_run(pairs, sparse, k=2.0, max_staleness=None):
             optimizer.get_slot(var, "accumulator"),
             optimizer.get_slot(var, "power"),
         )
-        dropped = optimizer.dropped_updates()
+        dropped = optimizer.dropped_updates
         if dropped is None:
             dropped = tf.constant(0, tf.int64)
         states = []
@@ -317,7 +317,7 @@ def test_v1_eager_read_step_and_explicit_global_step():
     optimizer.read_step()
     step.assign_add(6)  # tau 6 > 5
     optimizer.apply_gradients([(tf.constant([1.0, 1.0]), var)])
-    assert int(optimizer.dropped_updates().numpy()) == 1
+    assert int(optimizer.dropped_updates.numpy()) == 1
     np.testing.assert_allclose(
         var.numpy(), [-0.25 / np.sqrt(np.float32(1.1))] * 2, rtol=1e-7
     )
@@ -326,4 +326,4 @@ def test_v1_eager_read_step_and_explicit_global_step():
 def test_v1_disabled_is_unchanged():
     optimizer = AdagradSwapOptimizer(0.1)
     assert not optimizer.uses_staleness
-    assert optimizer.dropped_updates() is None
+    assert optimizer.dropped_updates is None

@@ -1,6 +1,6 @@
 """tf_swap.tf_keras: the legacy-optimizer AdagradSwap, the Local BN layer and
-`record_read_step`, in one process (the parameter-server cases are in
-test_sharded_cluster.py)."""
+`tf_swap.tf_keras.Model` (t_read before the forward pass), in one process
+(the parameter-server cases are in test_sharded_cluster.py)."""
 
 import os
 
@@ -23,14 +23,14 @@ def data(n=512, seed=0):
     return x, y[:, None]
 
 
-def ctr_model(seed=0):
+def ctr_model(seed=0, model_class=tf_keras.Model):
     tf_keras.utils.set_random_seed(seed)
     inputs = tf_keras.Input((FIELDS,), dtype="int32", name="features")
     x = tf_keras.layers.Embedding(ROWS, 4, name="table")(inputs)
     x = tf_keras.layers.Flatten()(x)
     x = tf_keras.layers.Dense(8, name="hidden")(x)
     outputs = tf_keras.layers.Dense(1, activation="sigmoid", name="click")(x)
-    return tf_keras.Model(inputs, outputs)
+    return model_class(inputs, outputs)
 
 
 def bn_model(layer, seed=0):
@@ -182,32 +182,33 @@ def test_checkpoint_and_save_weights_round_trip(tmp_path):
             np.testing.assert_array_equal(got, want)
 
 
-def test_record_read_step_gives_apply_the_read_of_each_step():
+def test_model_gives_apply_the_read_of_each_step():
     x, y = data(n=128)
     seen = []
 
     class Probe(tk.AdagradSwap):
         def apply_gradients(self, grads_and_vars, *args, **kwargs):
-            seen.append(self._pending_read_step is not None)
+            seen.append(self._core.has_read_step)
             return super().apply_gradients(grads_and_vars, *args, **kwargs)
 
-    model = ctr_model()
-    model.compile(Probe(0.1, staleness_exponent=2), "binary_crossentropy")
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    plain = ctr_model()
+    plain.compile(Probe(0.1, staleness_exponent=2), "binary_crossentropy")
+    plain.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert seen and not any(seen)  # plain fit: no t_read, tau = 0
+    with pytest.raises(TypeError, match="tf_swap.tf_keras.Model"):
+        tk.record_read_step(plain)
     seen.clear()
+    model = ctr_model(model_class=tk.Model)
+    model.compile(Probe(0.1, staleness_exponent=2), "binary_crossentropy")
     assert tk.record_read_step(model) is model
     tk.record_read_step(model)  # idempotent
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     assert seen and all(seen)
     assert np.isfinite(history.history["loss"]).all()
-    assert int(model.optimizer.iterations.numpy()) == 12
+    assert int(model.optimizer.iterations.numpy()) == 8
     # The forward pass runs after the read: the embedding lookup has a
     # control dependency (on the read of `iterations`) it lacks without it.
     assert _lookup_control_inputs(model, x, y)
-    plain = ctr_model()
-    plain.compile(tk.AdagradSwap(0.1, staleness_exponent=2), "binary_crossentropy")
-    plain.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert not _lookup_control_inputs(plain, x, y)
 
 
@@ -220,11 +221,20 @@ def _lookup_control_inputs(model, x, y):
     return [i for n in gathers for i in n.input if i.startswith("^")]
 
 
-def test_stock_optimizer_is_left_alone_by_record_read_step():
+def test_model_leaves_a_stock_optimizer_alone():
     x, y = data(n=64)
-    model = tk.record_read_step(ctr_model())
+    model = ctr_model(model_class=tk.Model)
+    reference = ctr_model()
     model.compile(tf_keras.optimizers.legacy.Adagrad(0.1), "binary_crossentropy")
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    reference.compile(tf_keras.optimizers.legacy.Adagrad(0.1), "binary_crossentropy")
+    for m in (model, reference):
+        m.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    # A stock optimizer has no read_step: the step is tf_keras' own, and
+    # trains exactly as in a plain tf_keras.Model.
+    assert not _lookup_control_inputs(model, x, y)
+    for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.optimizer.iterations.numpy()) == 4
 
 
 def test_staleness_scale_and_drop_with_explicit_read_step():
@@ -293,3 +303,13 @@ def test_local_batch_norm_layer_trains_with_our_op_and_saves(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0),
                                   model.predict(x, verbose=0))
     assert loaded.get_layer("bn").sync_period == 2
+
+
+def test_legacy_internals_were_checked_against_this_tf_keras():
+    # tf_swap/tf_keras/legacy_internals.py is the one place that uses
+    # tf_keras internals; another tf_keras needs it read again.
+    from tf_swap.tf_keras import legacy_internals
+
+    assert tf_keras.__version__ == legacy_internals.CHECKED_VERSION
+    assert callable(legacy_internals.saving_saved_model)
+    assert legacy_internals.saving_saved_model() is False

@@ -12,8 +12,8 @@ import pytest
 from serving import serve_in_clean_process, tf_swap_ops
 from sklearn.metrics import roc_auc_score
 
-from tf_swap import data, train
-from tf_swap.models import build_ctr_model
+from tf_swap.jobs import data, train
+from tf_swap.jobs.models import build_ctr_model
 
 ROOT = Path(__file__).resolve().parents[2]
 MOVIELENS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"

@@ -42,6 +42,7 @@ from tf_swap.jobs.experiment import (
     period_batches,
     steps_per_period,
 )
+from tf_swap.jobs.models import wide_zero_fraction
 
 
 class TrainingFailed(RuntimeError):
@@ -127,8 +128,7 @@ class _Run:
         decay_period = steps_per_period(stream, config.batch_size)
         with self.strategy.scope():
             self.model = make_model(variant, stream, config)
-            self.optimizer = make_optimizer(variant, config, decay_period)
-            self.optimizer.split(self.model)
+            self.optimizer = make_optimizer(variant, config, decay_period, self.model)
             self.optimizer.build(self.model.trainable_variables)
         self.manager = None
         if directory is not None:
@@ -308,20 +308,6 @@ def train_variant(
         },
         "saved_model": saved_model,
     }
-
-
-def wide_zero_fraction(model, stream) -> float:
-    """The fraction of the wide weights of the ids trained on (every
-    period but the last) that are exactly zero (L1 makes them so)."""
-    from tf_swap.jobs.experiment import WIDE_LAYER
-    from tf_swap.jobs.models import table_rows
-
-    layer = model.get_layer(WIDE_LAYER)
-    table = np.concatenate([np.asarray(w).reshape(-1) for w in layer.get_weights()])
-    seen = np.unique(
-        np.concatenate([table_rows(p.x, stream.buckets) for p in stream.periods[:-1]])
-    )
-    return float(np.mean(table[seen] == 0.0))
 
 
 def _train(run, stream, config, progress, directory, every, on_step, bar, auc):

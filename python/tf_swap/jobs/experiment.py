@@ -31,9 +31,7 @@ VARIANTS = {
     "ftrl-swap+stale+lbn": Variant(True, True, "local", "ftrl"),
 }
 
-# The layer of `tf_swap.jobs.models` the `ftrl` variants train with
-# FTRL-SWAP: the wide part, one linear weight per id.
-WIDE_LAYER = "wide"
+
 
 
 class InputError(ValueError):
@@ -85,7 +83,7 @@ class Config:
     max_staleness: int | None = None
     embedding_dim: int = 8
     hidden: tuple[int, ...] = (64, 32)
-    sync_period: int = 10
+    sync_period: int = 1
     seed: int = 0
     progress: bool = True
 
@@ -155,7 +153,7 @@ class VariantOptimizer:
     """The optimizers of a variant and the variables each trains.
 
     Every variant trains the model with `tf_swap.keras.AdagradSwap`; the
-    `ftrl` variants train the wide table (`WIDE_LAYER`, the linear weight
+    `ftrl` variants train the wide table (`models.WIDE_LAYER`, the linear weight
     of each id) with `tf_swap.keras.FtrlSwap` instead, as CTR systems train
     their wide, sparse part (L1 keeps most of those weights exactly zero),
     with the same discount and staleness settings. Both advance their steps
@@ -165,9 +163,13 @@ class VariantOptimizer:
         variant: A variant, optionally `@K`.
         config: The `Config`.
         decay_period: SWAP's period, in steps.
+        model: The variant's model (`make_model`), whose wide layer's
+            weights the wide optimizer trains.
     """
 
-    def __init__(self, variant: str, config: Config, decay_period: int):
+    def __init__(self, variant: str, config: Config, decay_period: int, model):
+        from tf_swap.jobs.models import WIDE_LAYER
+
         self.main = _optimizer("adagrad", variant, config, decay_period)
         wide = VARIANTS[parse_variant(variant)[0]].wide
         self.wide = (
@@ -176,6 +178,9 @@ class VariantOptimizer:
             else None
         )
         self._wide_ids: set[int] = set()
+        if self.wide is not None:
+            layer = model.get_layer(WIDE_LAYER)
+            self._wide_ids = {id(w) for w in layer.trainable_weights}
 
     @property
     def optimizers(self) -> list:
@@ -184,8 +189,10 @@ class VariantOptimizer:
 
     @property
     def iterations(self):
-        """The steps applied (Keras' counter of the main optimizer)."""
-        return self.main.iterations
+        """The steps applied: the main optimizer's `swap_step`, which counts
+        every apply (Keras' `iterations` loses increments when workers
+        apply at once)."""
+        return self.main.swap_step
 
     @property
     def dropped_updates(self) -> int:
@@ -198,12 +205,6 @@ class VariantOptimizer:
         if self.wide is not None:
             items["wide_optimizer"] = self.wide
         return items
-
-    def split(self, model) -> None:
-        """Assigns the wide layer's weights of `model` to the wide optimizer."""
-        if self.wide is not None:
-            layer = model.get_layer(WIDE_LAYER)
-            self._wide_ids = {id(w) for w in layer.trainable_weights}
 
     def _parts(self, grads, variables):
         main, wide = ([], []), ([], [])
@@ -225,6 +226,11 @@ class VariantOptimizer:
         reads = [optimizer.read_step() for optimizer in self.optimizers]
         return reads[0]
 
+    def apply_gradients(self, grads_and_vars, read_step=None):
+        """As `apply`, from `(gradient, variable)` pairs."""
+        grads, variables = zip(*grads_and_vars, strict=True)
+        return self.apply(list(grads), list(variables), read_step=read_step)
+
     def apply(self, grads, variables, read_step=None):
         """Applies each part with its optimizer; returns this step's `tau`."""
         taus = [
@@ -234,9 +240,12 @@ class VariantOptimizer:
         return taus[0]
 
 
-def make_optimizer(variant: str, config: Config, decay_period: int) -> VariantOptimizer:
-    """The optimizers of a variant (`name@K` sets the staleness exponent)."""
-    return VariantOptimizer(variant, config, decay_period)
+def make_optimizer(
+    variant: str, config: Config, decay_period: int, model
+) -> VariantOptimizer:
+    """The optimizers of a variant for its `model` (`name@K` sets the
+    staleness exponent)."""
+    return VariantOptimizer(variant, config, decay_period, model)
 
 
 def make_model(variant: str, stream, config: Config):

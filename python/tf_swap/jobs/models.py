@@ -9,6 +9,8 @@ import numpy as np
 from tf_swap.keras import LocalBatchNormalization, ShardedEmbedding
 
 BATCH_NORMS = ("local", "keras", "none")
+# The wide part: one linear weight per id.
+WIDE_LAYER = "wide"
 
 
 def table_rows(x, buckets: int):
@@ -78,7 +80,7 @@ def build_ctr_model(
         x = keras.layers.ReLU()(x)
     deep_logit = keras.layers.Dense(1, name="deep_logit")(x)
     wide = embedding(
-        num_fields * buckets, 1, embeddings_initializer="zeros", name="wide"
+        num_fields * buckets, 1, embeddings_initializer="zeros", name=WIDE_LAYER
     )(rows)
     wide_logit = keras.ops.sum(wide, axis=1)
     outputs = keras.layers.Activation("sigmoid", name="click")(deep_logit + wide_logit)
@@ -86,3 +88,15 @@ def build_ctr_model(
     if optimizer is not None:
         model.compile(optimizer, "binary_crossentropy")
     return model
+
+
+def wide_zero_fraction(model: keras.Model, stream) -> float:
+    """The fraction of the wide weights of the ids trained on (every period
+    of `stream` but the last) that are exactly zero (FTRL's L1 makes them
+    so; Adagrad leaves none)."""
+    layer = model.get_layer(WIDE_LAYER)
+    table = np.concatenate([np.asarray(w).reshape(-1) for w in layer.get_weights()])
+    seen = np.unique(
+        np.concatenate([table_rows(p.x, stream.buckets) for p in stream.periods[:-1]])
+    )
+    return float(np.mean(table[seen] == 0.0))

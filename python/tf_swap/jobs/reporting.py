@@ -66,7 +66,7 @@ def period_auc_table(metrics: dict) -> str:
         )
     rows.append(mean)
     if any("wide_zero_fraction" in runs[n] for n in names):
-        zeros = ["wide = 0", *([""] if oracle else [])]
+        zeros = ["wide=0", *([""] if oracle else [])]
         zeros += [
             f"{runs[n].get('wide_zero_fraction', float('nan')):.1%}" for n in names
         ]
@@ -262,7 +262,23 @@ def simulation_report(metrics: dict) -> str:
             + third_differences_table(metrics)
         )
     parts.append(staleness_table(metrics))
+    if any(r.get("wide_zero_fraction") for r in metrics["runs"].values()):
+        parts.append(
+            "Wide weights exactly 0 (ids trained on, mean over seeds):\n"
+            + wide_zero_table(metrics)
+        )
     return "\n\n".join(parts)
+
+
+def wide_zero_table(metrics: dict) -> str:
+    """The fraction of exactly-zero wide weights per variant and W."""
+    runs = metrics["runs"]
+    head = ["variant", *(f"W={w}" for w in metrics["workers"])]
+    rows = [
+        [name, *(f"{v:.1%}" for v in run.get("wide_zero_fraction", []))]
+        for name, run in runs.items()
+    ]
+    return markdown(head, rows)
 
 
 def plot_auc_vs_workers(metrics: dict, path: str) -> None:

@@ -103,8 +103,9 @@ class Simulation:
 
         self.variant, self.workers, self.config = variant, workers, config
         self.model = make_model(variant, stream, config)
-        self.optimizer = make_optimizer(variant, config, max(1, decay_period))
-        self.optimizer.split(self.model)
+        self.optimizer = make_optimizer(
+            variant, config, max(1, decay_period), self.model
+        )
         self.variables = list(self.model.trainable_variables)
         self.optimizer.build(self.variables)
         xs, ys, _ = batches
@@ -222,8 +223,10 @@ class Simulation:
     def run(self, stream, batches, schedule, progress=None) -> dict:
         """Runs the schedule, evaluating every period; returns this run's
         metrics (`auc` per evaluated period, `taus`, `updates`,
-        `dropped_updates`, `seconds`)."""
+        `dropped_updates`, `wide_zero_fraction`, `seconds`)."""
         from sklearn.metrics import roc_auc_score
+
+        from tf_swap.jobs.models import wide_zero_fraction
 
         _, _, period_of = batches
         started = time.monotonic()
@@ -257,6 +260,7 @@ class Simulation:
             "taus": schedule.staleness,
             "updates": len(schedule.worker),
             "dropped_updates": self.optimizer.dropped_updates,
+            "wide_zero_fraction": wide_zero_fraction(self.model, stream),
             "seconds": round(time.monotonic() - started, 2),
         }
 

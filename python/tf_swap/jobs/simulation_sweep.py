@@ -22,7 +22,9 @@ Outputs, in `--out`:
   "period_auc": [[per reported period, mean over seeds] per W],
   "seed_period_auc": [[[per period] per seed] per W],
   "staleness": [{"mean", "p50", "p99", "max"} per W, over all seeds],
-  "updates": [...], "dropped_updates": [...], "seconds": [...]}}}`.
+  "updates": [...], "dropped_updates": [...], "wide_zero_fraction": [the
+  fraction of exactly-zero wide weights of the ids trained on, mean over
+  seeds, per W], "seconds": [...]}}}`.
   `seconds_per_update` is the simulation's wall time (evaluation
   included) over the updates simulated.
 - `auc_vs_workers.png`: mean AUC against workers (log x axis), one line
@@ -65,6 +67,7 @@ _CELL_KEYS = (
     "staleness",
     "updates",
     "dropped_updates",
+    "wide_zero_fraction",
     "seconds",
 )
 
@@ -101,6 +104,9 @@ def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
         "staleness": staleness_summary(taus),
         "updates": results[0]["updates"],
         "dropped_updates": sum(r["dropped_updates"] for r in results),
+        "wide_zero_fraction": float(
+            np.mean([r["wide_zero_fraction"] for r in results])
+        ),
         "seconds": round(sum(r["seconds"] for r in results), 2),
     }
 

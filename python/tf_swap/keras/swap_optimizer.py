@@ -91,6 +91,14 @@ class SwapOptimizer(keras.optimizers.Optimizer):
         super().__init__(**kwargs)
         self._core = SwapCore(rule, settings)
         self._state = None
+        # Made with the optimizer, as Keras makes `iterations`.
+        self._swap_step = self.add_variable(
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            aggregation="only_first_replica",
+            name="swap_step",
+        )
 
     @property
     def uses_staleness(self) -> bool:
@@ -136,13 +144,6 @@ class SwapOptimizer(keras.optimizers.Optimizer):
             for spec in rule.slots
         ]
         self._powers = [self._add_power(v) for v in var_list]
-        self._swap_step = self.add_variable(
-            shape=(),
-            initializer="zeros",
-            dtype="int64",
-            aggregation="only_first_replica",
-            name="swap_step",
-        )
         if self._core.settings.max_staleness is not None:
             self._dropped_updates = self.add_variable(
                 shape=(), initializer="zeros", dtype="int64", name="dropped_updates"

@@ -118,7 +118,7 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
                 slot, op_name = self._slot_names_of[spec.key]
                 self._get_or_make_slot_with_initializer(
                     v,
-                    tf.compat.v1.constant_initializer(spec.initial_value, dtype=dtype),
+                    tf.compat.v1.constant_initializer(spec.initial_value),
                     shape,
                     dtype,
                     slot,
