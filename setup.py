@@ -72,14 +72,25 @@ class BinaryDistribution(Distribution):
         return True
 
 
+def long_description():
+    """The README and the algorithm definitions it points at
+    (docs/algorithms.md), so that the wheel's description is whole without
+    the repository."""
+    readme = (ROOT / "README.md").read_text()
+    algorithms = (ROOT / "docs" / "algorithms.md").read_text()
+    return f"{readme}\n\n---\n\n{algorithms}"
+
+
 def package_version():
-    """`tf_swap.__version__`, read without importing (that loads the library)."""
+    """`tf_swap.__version__`, read without importing the package."""
     init = (ROOT / "python" / "tf_swap" / "__init__.py").read_text()
     return re.search(r'^__version__ = "([^"]+)"', init, re.MULTILINE).group(1)
 
 
 setup(
     version=package_version(),
+    long_description=long_description(),
+    long_description_content_type="text/markdown",
     package_dir={"": "python"},
     packages=find_packages("python", include=["tf_swap", "tf_swap.*"]),
     cmdclass={"build_py": BuildPyWithOps},

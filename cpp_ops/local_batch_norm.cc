@@ -231,6 +231,14 @@ absl::Status ShardStatBlocks(
   return ShardRows(ctx, blocks, layout.rows * layout.channels, apply);
 }
 
+// The statistics blocks of the layout (a fixed cut of the rows).
+absl::Status StatBlocks(const Layout& layout, size_t* blocks) {
+  tf_swap_error error;
+  return StatusFromRust(tf_swap_local_batch_norm_stat_blocks(
+                            blocks, layout.rows, layout.channels, &error),
+                        error);
+}
+
 // A double temporary of `size` elements (the partials, the plan).
 absl::Status AllocateDoubles(OpKernelContext* ctx, size_t size, Tensor* out) {
   return ctx->allocate_temp(
@@ -261,8 +269,8 @@ class LocalBatchNormOp : public OpKernel {
                                              &batch_inv_std));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({channels}),
                                              &batch_variance));
-    const size_t blocks =
-        tf_swap_local_batch_norm_stat_blocks(layout.rows, layout.channels);
+    size_t blocks = 0;
+    OP_REQUIRES_OK(ctx, StatBlocks(layout, &blocks));
     Tensor partials, plan;
     OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 2 * layout.channels * blocks,
                                         &partials));
@@ -327,8 +335,8 @@ class LocalBatchNormGradOp : public OpKernel {
                    ctx->allocate_output(1, TensorShape({channels}), &dgamma));
     OP_REQUIRES_OK(ctx,
                    ctx->allocate_output(2, TensorShape({channels}), &dbeta));
-    const size_t blocks =
-        tf_swap_local_batch_norm_stat_blocks(layout.rows, layout.channels);
+    size_t blocks = 0;
+    OP_REQUIRES_OK(ctx, StatBlocks(layout, &blocks));
     Tensor partials, plan;
     OP_REQUIRES_OK(ctx, AllocateDoubles(ctx, 3 * layout.channels * blocks,
                                         &partials));

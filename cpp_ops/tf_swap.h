@@ -242,8 +242,11 @@ uint32_t tf_swap_sum_duplicates_f64_i64(int64_t *unique_indices,
  * (Inference is stock TensorFlow ops, so exported models need no tf_swap
  * library.) */
 
-/* Statistics blocks of `rows` rows of `channels` elements (0 if no rows). */
-size_t tf_swap_local_batch_norm_stat_blocks(size_t rows, size_t channels);
+/* Writes to *blocks the statistics blocks of `rows` rows of `channels`
+ * elements (0 if no rows). */
+uint32_t tf_swap_local_batch_norm_stat_blocks(size_t *blocks, size_t rows,
+                                              size_t channels,
+                                              tf_swap_error *error);
 
 /* Forward phase 1a, blocks [block_begin, block_end): each block's means,
  * then sums of squared deviations, at partials + 2 * channels * block.

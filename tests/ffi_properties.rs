@@ -1441,8 +1441,13 @@ struct BnExports<T> {
 }
 
 fn blocks_of(rows: usize, channels: usize) -> usize {
-    // SAFETY: scalars only.
-    unsafe { tf_swap_local_batch_norm_stat_blocks(rows, channels) }
+    let mut blocks = usize::MAX;
+    // SAFETY: a live output; the error may be NULL.
+    let status = unsafe {
+        tf_swap_local_batch_norm_stat_blocks(&mut blocks, rows, channels, std::ptr::null_mut())
+    };
+    assert_eq!(status, 0);
+    blocks
 }
 
 /// Runs the forward (partials over block ranges cut at `cuts`, finish,

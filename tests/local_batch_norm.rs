@@ -335,7 +335,11 @@ fn run<T: Exports>(
 ) -> Outputs<T> {
     let rows = x.len() / c;
     // SAFETY: scalars only.
-    let blocks = unsafe { tf_swap_local_batch_norm_stat_blocks(rows, c) };
+    let mut blocks = usize::MAX;
+    // SAFETY: live locals; the error may be NULL.
+    let status =
+        unsafe { tf_swap_local_batch_norm_stat_blocks(&mut blocks, rows, c, ptr::null_mut()) };
+    assert_eq!(status, 0);
     let mut o = Outputs {
         y: vec![T::default(); x.len()],
         mean: vec![T::default(); c],

@@ -8,7 +8,7 @@
 //! phase 2 (3 planes of `channels` values for a forward, 4 for a backward;
 //! see `crate::kernels::batch_norm`).
 
-use super::boundary::{disjoint, elements, region, run, slice, slice_mut};
+use super::boundary::{disjoint, elements, region, run, slice, slice_mut, write};
 use super::status::{FfiError, TfSwapError};
 use crate::kernels::batch_norm::{
     BACKWARD_PARTIAL_PER_CHANNEL, BACKWARD_PLAN_PER_CHANNEL, BackwardPlan, BackwardPlanMut,
@@ -331,18 +331,26 @@ unsafe fn grad_apply<T: Real>(
     Ok(backward_apply(dx, dy, x, channels, plan)?)
 }
 
-/// How many statistics blocks the phase-1 functions cut `rows` rows of
-/// `channels` elements into (a fixed cut, so that any split of the blocks
-/// over threads gives the same results): size the partials buffers with it.
+/// Writes to `*blocks` how many statistics blocks the phase-1 functions cut
+/// `rows` rows of `channels` elements into (a fixed cut, so that any split
+/// of the blocks over threads gives the same results): size the partials
+/// buffers with it.
 ///
 /// # Safety
-/// Always safe to call.
+/// `blocks` is NULL or writable; `error` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tf_swap_local_batch_norm_stat_blocks(
+    blocks: *mut usize,
     rows: usize,
     channels: usize,
-) -> usize {
-    stat_blocks(rows, channels)
+    error: *mut TfSwapError,
+) -> u32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run(error, || {
+            write(blocks, "blocks", stat_blocks(rows, channels))
+        })
+    }
 }
 
 /// Training forward, phase 1a, of a float32 `x` of `rows` rows of

@@ -118,3 +118,14 @@ pub(crate) fn elements(rows: usize, inner: usize) -> Result<usize, FfiError> {
         },
     ))
 }
+
+/// Writes `value` to an output pointer of the call.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn write<V>(out: *mut V, what: &'static str, value: V) -> Result<(), FfiError> {
+    // SAFETY: the caller guarantees `out` is NULL or writable.
+    let out = unsafe { out.as_mut() }.ok_or(FfiError::NullPointer(what))?;
+    *out = value;
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Exports shared by sparse ops: index checks, duplicate summation, and the
 //! thread split.
 
-use super::boundary::{disjoint, elements, region, run, slice, slice_mut};
+use super::boundary::{disjoint, elements, region, run, slice, slice_mut, write};
 use super::status::{FfiError, TfSwapError};
 use crate::kernels::Real;
 use crate::kernels::partition::{block_rows, partition_count};
@@ -244,15 +244,6 @@ pub unsafe extern "C" fn tf_swap_partition_count(
             write(count, "count", partition_count(elements, max_threads))
         })
     }
-}
-
-/// # Safety
-/// `out` is NULL or writable.
-unsafe fn write<V>(out: *mut V, what: &'static str, value: V) -> Result<(), FfiError> {
-    // SAFETY: the caller guarantees `out` is NULL or writable.
-    let out = unsafe { out.as_mut() }.ok_or(FfiError::NullPointer(what))?;
-    *out = value;
-    Ok(())
 }
 
 /// Writes to `*begin`, `*end` the rows of block `part` of `parts` nearly

@@ -20,8 +20,23 @@ ROOT = Path(__file__).resolve().parents[2]
 LAST_STEP = 120
 
 
-def worker(spec, task, rule):
-    """One between-graph replica; prints its result as JSON."""
+def wait_for(path, seconds=120):
+    """Waits until `path` exists."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.05)
+
+
+def worker(spec, task, rule, sync):
+    """One between-graph replica; prints its result as JSON. The replicas
+    meet before training (files in `sync`): a non-chief that asks for its
+    session before the chief has initialized the variables sleeps 30 s (the
+    session manager's recovery wait), and the chief must not finish before
+    the other starts."""
     import numpy as np
     import tensorflow as tf
 
@@ -76,9 +91,15 @@ def worker(spec, task, rule):
     # session waits for every task of the cluster, so a worker that starts
     # after the chief has finished and exited waits forever.
     config = v1.ConfigProto(device_filters=["/job:ps", f"/job:worker/task:{task}"])
+    chief_ready, other_ready = (os.path.join(sync, n) for n in ("chief", "other"))
+    if task != 0:
+        wait_for(chief_ready)
     with v1.train.MonitoredTrainingSession(
         master=server.target, is_chief=task == 0, config=config
     ) as session:
+        open(chief_ready if task == 0 else other_ready, "w").close()
+        if task == 0:
+            wait_for(other_ready)
         while done < LAST_STEP:
             batch = rng.integers(0, rows, 32)
             _, value, done = session.run(
@@ -109,7 +130,7 @@ def worker(spec, task, rule):
 
 
 @pytest.mark.parametrize("rule", ["adagrad", "ftrl"])
-def test_between_graph_replication_with_two_workers(rule):
+def test_between_graph_replication_with_two_workers(rule, tmp_path):
     from tf_swap.jobs.cluster import LocalCluster
 
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
@@ -125,6 +146,8 @@ def test_between_graph_replication_with_two_workers(rule):
                     str(task),
                     "--rule",
                     rule,
+                    "--sync",
+                    str(tmp_path),
                 ],
                 env=env,
                 stdout=subprocess.PIPE,
@@ -168,5 +191,6 @@ if __name__ == "__main__":
     parser.add_argument("--spec", required=True)
     parser.add_argument("--task", type=int, required=True)
     parser.add_argument("--rule", default="adagrad")
+    parser.add_argument("--sync", required=True)
     args = parser.parse_args()
-    worker(json.loads(args.spec), args.task, args.rule)
+    worker(json.loads(args.spec), args.task, args.rule, args.sync)

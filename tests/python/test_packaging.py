@@ -122,6 +122,7 @@ def test_bazel_library_registers_the_ops_of_the_cargo_build():
 
 WHEEL_CHECK = """
 import json
+from importlib.metadata import metadata
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,7 @@ print(json.dumps({
     "recorded": (package / "_tf_swap_ops.tf_version").read_text().strip(),
     "tensorflow": tf.__version__,
     "max_error": float(np.max(np.abs(var.numpy() - expected))),
+    "description": metadata("tf_swap").get_payload() or "",
 }))
 """
 
@@ -169,3 +171,8 @@ def test_wheel_in_a_fresh_environment_loads_its_library_and_runs_an_op(tmp_path)
     assert Path(report["library"]) == package / "_tf_swap_ops.so"
     assert report["recorded"] == report["tensorflow"] == tf.__version__
     assert report["max_error"] < 1e-6
+    # The wheel describes itself whole: the README and the algorithm
+    # definitions, no path into a repository the user does not have.
+    assert "# What tf_swap computes" in report["description"]
+    assert "## 4. FTRL-SWAP" in report["description"]
+    assert "../shared" not in report["description"]

@@ -42,7 +42,6 @@ from tf_swap.jobs.experiment import (
     period_batches,
     steps_per_period,
 )
-from tf_swap.jobs.models import wide_zero_fraction
 
 
 class TrainingFailed(RuntimeError):
@@ -220,6 +219,7 @@ def train_variant(
     """
     from sklearn.metrics import roc_auc_score
 
+    from tf_swap.jobs.models import wide_zero_fraction
     from tf_swap.keras import ShardedEmbedding
 
     checkpointing = checkpointing or Checkpointing()

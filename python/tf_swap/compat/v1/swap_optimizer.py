@@ -102,8 +102,13 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
 
     @property
     def dropped_updates(self):
-        """The counter of steps dropped for staleness (a non-slot variable;
-        `None` without `max_staleness` or before the first apply)."""
+        """Steps dropped for staleness: an int64 non-slot variable when
+        `max_staleness` is set and the optimizer has applied, else 0 (as
+        in the Keras optimizers)."""
+        counter = self._dropped_counter()
+        return tf.constant(0, tf.int64) if counter is None else counter
+
+    def _dropped_counter(self):
         if self._core.settings.max_staleness is None:
             return None
         with tf.init_scope():
@@ -185,7 +190,9 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
         state = self._state
         state.updates.extend(update_ops)
         own = self._own_counter() if self._step_variable is None else None
-        made, _ = self._core.finish(state, dropped=self.dropped_updates, own_step=own)
+        made, _ = self._core.finish(
+            state, dropped=self._dropped_counter(), own_step=own
+        )
         if own is None:
             return super()._finish([*update_ops, *made], name_scope)
         return tf.group(*update_ops, *made, name=name_scope)
