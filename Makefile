@@ -24,8 +24,8 @@ WHEEL_DIR := build/wheel
 WHEEL_VENV := build/wheel-venv
 TF_REQUIREMENT := $(shell grep -E '^tensorflow' requirements.txt)
 
-.PHONY: run simulate test build bench rust-test python-test bazel-test wheel-test \
-	bazel-install lint clean
+.PHONY: run simulate test test-suites build bench rust-test python-test python-unit \
+	python-cluster bazel-test wheel-test bazel-install lint clean
 
 # tf-keras names `tensorflow` as its dependency; tensorflow-cpu provides the
 # same package, so tf-keras goes in without dependencies (pip would
@@ -58,7 +58,14 @@ run: build
 simulate: build
 	$(PYENV) $(PY) -m tf_swap.simulate --out out_sim
 
-test: lint rust-test python-test bazel-test wheel-test
+# The suites run side by side: on 2 cores one's compiling overlaps another's
+# TensorFlow start-ups and cluster waits. Each suite's output is printed whole
+# when it ends; `make test TEST_JOBS=1` runs them one after another.
+TEST_JOBS ?= 3
+test:
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites
+
+test-suites: lint rust-test python-test bazel-test wheel-test
 
 lint: $(VENV)/.installed
 	cargo fmt --check
@@ -74,15 +81,22 @@ rust-test: $(VENV)/.installed
 CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py \
 	tests/python/test_sharded_cluster.py tests/python/test_recovery.py
 
-python-test: build
+python-test: python-unit python-cluster
+
+python-unit: build
 	$(PYENV) $(PY) -m pytest -q tests/python $(CLUSTER_TESTS:%=--ignore=%)
+
+python-cluster: build
 	$(PYENV) $(PY) -m pytest -q $(CLUSTER_TESTS)
 
-# `bazel build //:tf_swap_ops`, then the op tests on its library.
+# `bazel build //:tf_swap_ops`, then the op tests on its library (the
+# thread-count test, which starts TensorFlow three more times, runs once on
+# cargo's library).
 bazel-test: build bazel-install
 	$(BAZEL) --max_idle_secs=120 build $(BAZEL_FLAGS) //:tf_swap_ops
 	TF_SWAP_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
-		tests/python/test_adagrad_swap_ops.py tests/python/test_local_batch_norm.py
+		tests/python/test_adagrad_swap_ops.py tests/python/test_ftrl_swap_ops.py \
+		tests/python/test_local_batch_norm.py -k 'not thread_count'
 	TF_SWAP_BAZEL_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
 		tests/python/test_packaging.py -k bazel
 
