@@ -41,7 +41,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 build: $(VENV)/.installed
-	TF_SWAP_OPS=1 TF_SWAP_PYTHON=$(PY) cargo build --release
+	+TF_SWAP_OPS=1 TF_SWAP_PYTHON=$(PY) cargo build --release
 	@# TensorFlow's start-up notices go to a file, shown only if the probe fails.
 	$(PRINT_TF_VERSION) > target/release/libtf_swap.tf_version \
 		2> target/release/tf_version.log || { cat target/release/tf_version.log >&2; exit 1; }
@@ -59,21 +59,23 @@ simulate: build
 	$(PYENV) $(PY) -m tf_swap.simulate --out out_sim
 
 # The suites run side by side: on 2 cores one's compiling overlaps another's
-# TensorFlow start-ups and cluster waits. Each suite's output is printed whole
-# when it ends; `make test TEST_JOBS=1` runs them one after another.
+# downloads and cluster waits. Each suite's output is printed whole when it
+# ends; `make test TEST_JOBS=1` runs them one after another. Cargo shares
+# make's job slots (`+`).
 TEST_JOBS ?= 3
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites
 
-test-suites: lint rust-test python-test bazel-test wheel-test
+# The Python suites, the longest, first: they wait for `build`.
+test-suites: python-test bazel-test wheel-test lint rust-test
 
 lint: $(VENV)/.installed
 	cargo fmt --check
-	$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
+	+$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
 	$(PY) -m ruff check python tests benchmarks setup.py
 
 rust-test: $(VENV)/.installed
-	$(RUST_ONLY) cargo test --release
+	+$(RUST_ONLY) cargo test --release
 
 # The training-job tests connect their own process to a local cluster, which
 # renames TensorFlow's devices for every later test in it: they get their own
@@ -89,14 +91,12 @@ python-unit: build
 python-cluster: build
 	$(PYENV) $(PY) -m pytest -q $(CLUSTER_TESTS)
 
-# `bazel build //:tf_swap_ops`, then the op tests on its library (the
-# thread-count test, which starts TensorFlow three more times, runs once on
-# cargo's library).
+# `bazel build //:tf_swap_ops`, then the op tests on its library.
 bazel-test: build bazel-install
 	$(BAZEL) --max_idle_secs=120 build $(BAZEL_FLAGS) //:tf_swap_ops
 	TF_SWAP_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
 		tests/python/test_adagrad_swap_ops.py tests/python/test_ftrl_swap_ops.py \
-		tests/python/test_local_batch_norm.py -k 'not thread_count'
+		tests/python/test_local_batch_norm.py
 	TF_SWAP_BAZEL_LIBRARY=$(BAZEL_LIB) $(PYENV) $(PY) -m pytest -q \
 		tests/python/test_packaging.py -k bazel
 

@@ -1,10 +1,6 @@
 """TfSwapLocalBatchNorm{,Grad} and the stock-op inference against float64
 NumPy and TF."""
 
-import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -177,41 +173,6 @@ class LocalBatchNormTest(tf.test.TestCase):
             self.assertEqual(y.dtype, dtype)
             self.assertAllClose(y, want, **tolerance(dtype))
 
-    def test_thread_count_does_not_change_results(self):
-        # 2^20 elements: sharded over the intra-op pool with 2 and 8
-        # threads, each side in a child process whose thread count is set
-        # before TensorFlow starts (so neither side depends on this one's).
-        x, dy, gamma, beta = random_inputs((4096, 256), np.float32, seed=8)
-        with tempfile.TemporaryDirectory() as tmp:
-            inputs = os.path.join(tmp, "in.npz")
-            np.savez(inputs, x=x, dy=dy, gamma=gamma, beta=beta)
-            results = []
-            for threads in (1, 2, 8):
-                outputs = os.path.join(tmp, f"out{threads}.npz")
-                subprocess.run(
-                    [sys.executable, "-c", _WITH_THREADS, inputs, outputs,
-                     str(threads)],
-                    check=True,
-                    env=os.environ,
-                )
-                results.append(np.load(outputs))
-        for other in results[1:]:
-            for k in range(6):
-                self.assertAllEqual(results[0][f"arr_{k}"], other[f"arr_{k}"])
-
-
-_WITH_THREADS = f"""
-import sys
-import numpy as np
-import tensorflow as tf
-tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[3]))
-assert tf.config.threading.get_intra_op_parallelism_threads() == int(sys.argv[3])
-sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-from test_local_batch_norm import run_ours
-a = np.load(sys.argv[1])
-np.savez(sys.argv[2], *run_ours(a["x"], a["dy"], a["gamma"], a["beta"],
-                                function=True))
-"""
 
 
 @pytest.mark.parametrize(

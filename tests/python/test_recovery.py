@@ -90,8 +90,18 @@ class Stop(Exception):
     pass
 
 
+@pytest.fixture(scope="module")
+def one_worker_cluster():
+    """One cluster for every run of the stop-and-resume tests: a run's state
+    lives in its checkpoint and its own variables, not in the tasks."""
+    with LocalCluster(ps=1, workers=1) as cluster:
+        yield cluster
+
+
 @pytest.mark.parametrize("variant", ["adagrad", "swap+stale+lbn"])
-def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path, variant):
+def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(
+    tmp_path, variant, one_worker_cluster
+):
     stream = small_stream()
     every = 4
 
@@ -99,8 +109,7 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(tmp_path, variant)
         return run_on_cluster(
             stream,
             [variant],
-            workers=1,
-            ps=1,
+            cluster=one_worker_cluster,
             config=config(),
             on_step=on_step,
             checkpointing=Checkpointing(

@@ -367,15 +367,20 @@ def main(argv: list[str] | None = None) -> int:
 
     load_library()  # registers the ops in this process
 
-    server = tf.distribute.Server(
+    # Held by this frame, which never returns: the server lives until exit.
+    _server = tf.distribute.Server(
         tf.train.ClusterSpec(spec),
         job_name=args.job,
         task_index=args.task,
         protocol="grpc",
         start=True,
     )
-    server.join()
-    return 0
+    # The server serves from its own threads. `server.join()` would block
+    # this thread in C++, where the SIGTERM handler above never runs (and
+    # `close()` would wait out its timeout, then SIGKILL); a pause returns
+    # to Python for each signal.
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":
