@@ -25,7 +25,7 @@ WHEEL_VENV := build/wheel-venv
 TF_REQUIREMENT := $(shell grep -E '^tensorflow' requirements.txt)
 
 .PHONY: run simulate test test-suites build bench rust-test python-test python-unit \
-	python-cluster bazel-test wheel-test bazel-install lint clean
+	python-cluster bazel-test wheel-test bazel-install lint lint-rust rust-test-build clean
 
 # tf-keras names `tensorflow` as its dependency; tensorflow-cpu provides the
 # same package, so tf-keras goes in without dependencies (pip would
@@ -62,20 +62,27 @@ simulate: build
 # downloads and cluster waits. Each suite's output is printed whole when it
 # ends; `make test TEST_JOBS=1` runs them one after another. Cargo shares
 # make's job slots (`+`).
-TEST_JOBS ?= 3
+TEST_JOBS ?= 4
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-suites
 
-# The Python suites, the longest, first: they wait for `build`.
+# The Python suites, the longest, first: they wait for `build`, which waits
+# for .venv; the Rust-only lints and test builds need neither.
 test-suites: python-test bazel-test wheel-test lint rust-test
 
-lint: $(VENV)/.installed
-	cargo fmt --check
-	+$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
+lint: lint-rust $(VENV)/.installed
 	$(PY) -m ruff check python tests benchmarks setup.py
 
-rust-test: $(VENV)/.installed
+lint-rust:
+	cargo fmt --check
+	+$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
+
+# The header test loads the libclang of .venv (TensorFlow's `libclang` wheel).
+rust-test: rust-test-build $(VENV)/.installed
 	+$(RUST_ONLY) cargo test --release
+
+rust-test-build:
+	+$(RUST_ONLY) cargo test --release --no-run
 
 # The training-job tests connect their own process to a local cluster, which
 # renames TensorFlow's devices for every later test in it: they get their own
