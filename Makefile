@@ -75,14 +75,14 @@ lint: lint-rust $(VENV)/.installed
 
 lint-rust:
 	cargo fmt --check
-	+$(RUST_ONLY) cargo clippy --release --all-targets -- -D warnings
+	+$(RUST_ONLY) cargo clippy --profile rust-test --all-targets -- -D warnings
 
 # The header test loads the libclang of .venv (TensorFlow's `libclang` wheel).
 rust-test: rust-test-build $(VENV)/.installed
-	+$(RUST_ONLY) cargo test --release
+	+$(RUST_ONLY) cargo test --profile rust-test
 
 rust-test-build:
-	+$(RUST_ONLY) cargo test --release --no-run
+	+$(RUST_ONLY) cargo test --profile rust-test --no-run
 
 # The training-job tests connect their own process to a local cluster, which
 # renames TensorFlow's devices for every later test in it: they get their own

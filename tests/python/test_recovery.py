@@ -92,8 +92,9 @@ class Stop(Exception):
 
 @pytest.fixture(scope="module")
 def one_worker_cluster():
-    """One cluster for every run of the stop-and-resume tests: a run's state
-    lives in its checkpoint and its own variables, not in the tasks."""
+    """One cluster for the stop-and-resume runs and the `--cluster-spec` job:
+    a run's state lives in its checkpoint and its own variables, not in the
+    tasks."""
     with LocalCluster(ps=1, workers=1) as cluster:
         yield cluster
 
@@ -141,20 +142,22 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(
         np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
-def test_cluster_spec_trains_on_a_cluster_started_elsewhere(tmp_path):
-    with LocalCluster(ps=1, workers=2) as cluster:
-        spec = tmp_path / "spec.json"
-        spec.write_text(json.dumps(cluster.spec))
-        code = train.main([
-            "--cluster-spec", str(spec), "--periods", "3",
-            "--samples-per-period", "1024", "--optimizers", "swap", "--seeds", "1",
-            "--out", str(tmp_path / "out"), "--no-progress",
-        ])
-        assert code == 0
-        # The job never ends the tasks it did not start.
-        assert all(p.poll() is None for p in cluster.processes.values())
-        metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-        assert metrics["workers"] == 2 and len(metrics["runs"]["swap"]["auc"]) == 2
+def test_cluster_spec_trains_on_a_cluster_started_elsewhere(
+    tmp_path, one_worker_cluster
+):
+    cluster = one_worker_cluster  # started by this process, not by the job
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(cluster.spec))
+    code = train.main([
+        "--cluster-spec", str(spec), "--periods", "3",
+        "--samples-per-period", "1024", "--optimizers", "swap", "--seeds", "1",
+        "--out", str(tmp_path / "out"), "--no-progress",
+    ])
+    assert code == 0
+    # The job never ends the tasks it did not start.
+    assert all(p.poll() is None for p in cluster.processes.values())
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["workers"] == 1 and len(metrics["runs"]["swap"]["auc"]) == 2
 
 
 def run_job(*flags, env=None, timeout=600):
