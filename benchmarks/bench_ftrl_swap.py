@@ -9,7 +9,7 @@ call) and l1, l2, l2_shrinkage set; TensorFlow's with the same l1, l2,
 l2_shrinkage (`ResourceApplyFtrlV2` / `ResourceSparseApplyFtrlV2`,
 `multiply_linear_by_lr=False`). lr_power -0.5 takes both kernels' `sqrt`
 path; -0.7 their `pow` path (ours reproduces Eigen's vectorized `pow` lane
-by lane, so it is bit-identical but not faster there). Prints a markdown
+by lane, bit for bit, in a loop the compiler vectorizes). Prints a markdown
 table with the ratios.
 """
 

@@ -15,7 +15,7 @@ use super::discount::{Discount, DiscountArgs, require};
 use super::rows::{self, Lanes, UpdateRule};
 use super::simd::multiversion;
 use super::sparse_rows::RowIndex;
-use super::tf_pow::{PowLane, packet_pow};
+use super::tf_pow::{PowLane, is_non_integer, non_integer_pow, packet_pow};
 
 /// The hyper-parameters of one apply, as the op receives them: every float
 /// widened to `f64` (exact for `f32` values).
@@ -114,6 +114,9 @@ struct FtrlSwap<T> {
     exponent: T,
     /// `lr_power == -0.5` in `T`: TensorFlow's `sqrt` path.
     sqrt_path: bool,
+    /// `-lr_power` is not an integer: Eigen's `pow` takes one path for
+    /// every element.
+    non_integer_exponent: bool,
     staleness_scale: T,
     /// `rho` rounded to `T`, widened.
     decay_rate: f64,
@@ -135,6 +138,7 @@ impl<T: PowLane> FtrlSwap<T> {
             two_l2_shrinkage: two * T::from_f64(plan.l2_shrinkage),
             exponent: T::ZERO - lr_power,
             sqrt_path: lr_power == T::from_f64(-0.5),
+            non_integer_exponent: is_non_integer(T::ZERO - lr_power),
             staleness_scale: T::from_f64(plan.staleness_scale),
             decay_rate: T::from_f64(plan.discount.decay_rate).to_f64(),
             accumulator_floor: T::from_f64(plan.discount.accumulator_floor),
@@ -205,9 +209,9 @@ impl<T: PowLane> UpdateRule<T, 2> for FtrlSwap<T> {
 
     #[inline(always)]
     fn update(&self, var: &mut [T], [n, z]: [&mut [T]; 2], grad: &[T], lanes: Lanes) {
-        let (lr, s) = (self.learning_rate, self.staleness_scale);
-        let elements = var.iter_mut().zip(n.iter_mut()).zip(z.iter_mut()).zip(grad);
         if lanes.scalar_rows {
+            let (lr, s) = (self.learning_rate, self.staleness_scale);
+            let elements = var.iter_mut().zip(n.iter_mut()).zip(z.iter_mut()).zip(grad);
             // TensorFlow's sparse kernel at one element per row: `pow` for
             // sigma even at lr_power = -0.5, and `(z + g) - sigma * w`.
             for (((w, n), z), &g) in elements {
@@ -222,12 +226,87 @@ impl<T: PowLane> UpdateRule<T, 2> for FtrlSwap<T> {
             }
             return;
         }
-        for (k, (((w, n), z), &g)) in elements.enumerate() {
-            let in_packet = lanes.in_packet(k);
+        // One loop per root, each free of per-element branches so that it
+        // vectorizes: TensorFlow's packets are a prefix of the elements.
+        if self.sqrt_path {
+            return self.update_elements(var, n, z, grad, SqrtRoot);
+        }
+        let packets = lanes.packet_end.saturating_sub(lanes.first).min(var.len());
+        let (var_packets, var_tail) = var.split_at_mut(packets);
+        let (n_packets, n_tail) = n.split_at_mut(packets);
+        let (z_packets, z_tail) = z.split_at_mut(packets);
+        let (grad_packets, grad_tail) = grad.split_at(packets);
+        let exponent = self.exponent;
+        if self.non_integer_exponent {
+            let root = NonIntegerPowRoot(exponent);
+            self.update_elements(var_packets, n_packets, z_packets, grad_packets, root);
+        } else {
+            let root = PacketPowRoot(exponent);
+            self.update_elements(var_packets, n_packets, z_packets, grad_packets, root);
+        }
+        self.update_elements(var_tail, n_tail, z_tail, grad_tail, LibmPowRoot(exponent));
+    }
+}
+
+/// `n ** -lr_power` one way TensorFlow computes it. A trait rather than a
+/// closure: closures are not inlined into the AVX copies of the kernel,
+/// which would keep the loop from vectorizing.
+trait Root<T> {
+    fn root(&self, n: T) -> T;
+}
+
+struct SqrtRoot;
+struct PacketPowRoot<T>(T);
+struct NonIntegerPowRoot<T>(T);
+struct LibmPowRoot<T>(T);
+
+impl<T: PowLane> Root<T> for SqrtRoot {
+    #[inline(always)]
+    fn root(&self, n: T) -> T {
+        n.sqrt()
+    }
+}
+
+impl<T: PowLane> Root<T> for PacketPowRoot<T> {
+    #[inline(always)]
+    fn root(&self, n: T) -> T {
+        packet_pow(n, self.0)
+    }
+}
+
+impl<T: PowLane> Root<T> for NonIntegerPowRoot<T> {
+    #[inline(always)]
+    fn root(&self, n: T) -> T {
+        non_integer_pow(n, self.0)
+    }
+}
+
+impl<T: PowLane> Root<T> for LibmPowRoot<T> {
+    #[inline(always)]
+    fn root(&self, n: T) -> T {
+        n.libm_pow(self.0)
+    }
+}
+
+impl<T: PowLane> FtrlSwap<T> {
+    /// TensorFlow's dense FTRL step on contiguous elements, `root(n)` being
+    /// its `n ** -lr_power` at these elements.
+    #[inline(always)]
+    fn update_elements(
+        &self,
+        var: &mut [T],
+        n: &mut [T],
+        z: &mut [T],
+        grad: &[T],
+        root: impl Root<T>,
+    ) {
+        let (lr, s) = (self.learning_rate, self.staleness_scale);
+        let elements = var.iter_mut().zip(n.iter_mut()).zip(z.iter_mut()).zip(grad);
+        for (((w, n), z), &g) in elements {
             let g_s = g + self.two_l2_shrinkage * *w;
             let n_new = *n + g * g;
-            let root_new = self.power_of(n_new, in_packet);
-            let root_old = self.power_of(*n, in_packet);
+            let root_new = root.root(n_new);
+            let root_old = root.root(*n);
             *z += s * g_s - (root_new - root_old) / lr * *w;
             let d = root_new / lr + self.two_l2;
             *w = self.weight(*z, d);

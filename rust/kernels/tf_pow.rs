@@ -55,26 +55,32 @@ pub trait PowLane: Real {
     /// Converts a small integer.
     fn from_i32(value: i32) -> Self;
     /// Absolute value.
+    #[inline(always)]
     fn abs(self) -> Self {
         Self::from_bits_u64(self.bits() & !Self::sign_mask())
     }
     /// `-self` (flips the sign bit, zeros and NaNs included).
+    #[inline(always)]
     fn negate(self) -> Self {
         Self::from_bits_u64(self.bits() ^ Self::sign_mask())
     }
     /// The sign bit.
+    #[inline(always)]
     fn sign_mask() -> u64 {
         1u64 << (Self::MANTISSA_BITS + Self::exponent_bits())
     }
     /// Bits of the exponent field.
+    #[inline(always)]
     fn exponent_bits() -> u32 {
         (size_of::<Self>() as u32) * 8 - Self::MANTISSA_BITS - 1
     }
     /// The exponent bias (127, 1023).
+    #[inline(always)]
     fn exponent_bias() -> u64 {
         (1u64 << (Self::exponent_bits() - 1)) - 1
     }
     /// Every bit set: a quiet NaN.
+    #[inline(always)]
     fn all_ones() -> Self {
         Self::from_bits_u64(u64::MAX >> (64 - 8 * size_of::<Self>() as u32))
     }
@@ -311,18 +317,32 @@ fn int_pow<T: PowLane>(x: T, exponent: T) -> T {
 /// computes it (Eigen's `unary_pow_impl`).
 #[inline]
 pub fn packet_pow<T: PowLane>(x: T, exponent: T) -> T {
-    let finite = exponent.abs() < T::from_f64(f64::INFINITY);
-    if finite && round(exponent) == exponent {
-        if exponent <= T::from_f64(7.0) && exponent >= T::from_f64(-3.0) {
-            return int_pow(x, exponent);
-        }
-        return pow_general(x, exponent);
+    if is_non_integer(exponent) {
+        return non_integer_pow(x, exponent);
     }
-    let result = pow_positive(x, exponent);
-    non_integer_special_cases(x, result, exponent)
+    if exponent <= T::from_f64(7.0) && exponent >= T::from_f64(-3.0) {
+        return int_pow(x, exponent);
+    }
+    pow_general(x, exponent)
+}
+
+/// Whether [`packet_pow`] takes its non-integer path at `exponent`, the
+/// one [`non_integer_pow`] computes.
+pub fn is_non_integer<T: PowLane>(exponent: T) -> bool {
+    let finite = exponent.abs() < T::from_f64(f64::INFINITY);
+    !(finite && round(exponent) == exponent)
+}
+
+/// [`packet_pow`] for an exponent that [`is_non_integer`], free of branches
+/// a vectorizing compiler cannot turn into selects: a loop over elements
+/// calling it runs as SIMD.
+#[inline(always)]
+pub fn non_integer_pow<T: PowLane>(x: T, exponent: T) -> T {
+    non_integer_special_cases(x, pow_positive(x, exponent), exponent)
 }
 
 /// Eigen's `handle_nonint_nonint_errors` for a non-integer exponent.
+#[inline(always)]
 fn non_integer_special_cases<T: PowLane>(x: T, pow: T, exponent: T) -> T {
     let zero = T::ZERO;
     let one = T::from_f64(1.0);
@@ -370,24 +390,30 @@ impl PowLane for f32 {
     const EPSILON: Self = f32::EPSILON;
     const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
 
+    #[inline(always)]
     fn bits(self) -> u64 {
         u64::from(self.to_bits())
     }
+    #[inline(always)]
     fn from_bits_u64(bits: u64) -> Self {
         f32::from_bits(bits as u32)
     }
+    #[inline(always)]
     fn trunc(self) -> Self {
         f32::trunc(self)
     }
+    #[inline(always)]
     fn floor(self) -> Self {
         f32::floor(self)
     }
+    #[inline(always)]
     fn from_i32(value: i32) -> Self {
         value as f32
     }
 
     /// Eigen's `accurate_log2<float>`: a degree-10 minimax polynomial whose
     /// last two Horner steps run in double-word arithmetic.
+    #[inline(always)]
     fn accurate_log2(z: Self) -> (Self, Self) {
         const C0: f64 = 1.442_695_041_742_110_3;
         const C1: f64 = -0.721_347_515_882_686_6;
@@ -417,6 +443,7 @@ impl PowLane for f32 {
     }
 
     /// Eigen's `pexp_float` (Cephes' polynomial of degree 6).
+    #[inline(always)]
     fn packet_exp(input: Self) -> Self {
         let x = min(input, 88.723);
         let m = (x * std::f32::consts::LOG2_E + 0.5).floor();
@@ -439,11 +466,13 @@ impl PowLane for f32 {
         }
     }
 
+    #[inline(always)]
     fn ldexp_fast(a: Self, e: Self) -> Self {
         let biased = min(max(e + 127.0, 0.0), 255.0) as i32;
         a * f32::from_bits((biased as u32) << 23)
     }
 
+    #[inline(always)]
     fn ldexp(a: Self, e: Self) -> Self {
         let e = min(max(e, -278.0), 278.0) as i32;
         let b = e >> 2;
@@ -465,24 +494,30 @@ impl PowLane for f64 {
     const EPSILON: Self = f64::EPSILON;
     const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
 
+    #[inline(always)]
     fn bits(self) -> u64 {
         self.to_bits()
     }
+    #[inline(always)]
     fn from_bits_u64(bits: u64) -> Self {
         f64::from_bits(bits)
     }
+    #[inline(always)]
     fn trunc(self) -> Self {
         f64::trunc(self)
     }
+    #[inline(always)]
     fn floor(self) -> Self {
         f64::floor(self)
     }
+    #[inline(always)]
     fn from_i32(value: i32) -> Self {
         f64::from(value)
     }
 
     /// Eigen's `accurate_log2<double>`: `r = c (x - 1) / (x + 1)` and an
     /// odd polynomial in `r`, its low-order terms in double words.
+    #[inline(always)]
     fn accurate_log2(x: Self) -> (Self, Self) {
         let two_log2e = (2.885_390_081_777_926_8, 4.076_600_168_545_496_7e-17);
         let t = dw_mul_fp(two_log2e, x - 1.0);
@@ -503,6 +538,7 @@ impl PowLane for f64 {
     }
 
     /// Eigen's `pexp_double` (Cephes' rational approximation).
+    #[inline(always)]
     fn packet_exp(input: Self) -> Self {
         let x = min(input, 709.784);
         let fx = (std::f64::consts::LOG2_E * x + 0.5).floor();
@@ -531,11 +567,13 @@ impl PowLane for f64 {
         }
     }
 
+    #[inline(always)]
     fn ldexp_fast(a: Self, e: Self) -> Self {
         let e = min(max(e, -1023.0), 1024.0).round_ties_even() as i64;
         a * f64::from_bits(((e + 1023) as u64) << 52)
     }
 
+    #[inline(always)]
     fn ldexp(a: Self, e: Self) -> Self {
         let e = min(max(e, -2099.0), 2099.0).round_ties_even() as i64;
         let b = e >> 2;
