@@ -33,6 +33,8 @@ typedef enum tf_swap_status {
   TF_SWAP_INVALID_ROW_RANGE = 8,
   TF_SWAP_PANIC = 9,
   TF_SWAP_EMPTY_BATCH = 10,
+  TF_SWAP_DUPLICATE_ID = 11,
+  TF_SWAP_UNSORTED_IDS = 12,
 } tf_swap_status;
 
 /* Where a failing call describes what went wrong (NUL-terminated UTF-8). */
@@ -331,6 +333,109 @@ uint32_t tf_swap_local_batch_norm_grad_apply_f64(
     double *dx, const double *dy, const double *x, const double *plan,
     size_t rows, size_t channels, size_t row_begin, size_t row_end,
     tf_swap_error *error);
+
+/* Dynamic embedding tables (SPEC section 5): int64 id -> entry (float32
+ * row, the update rule's slots, power, count, last_step). A table is
+ * opaque; calls on one table may run at the same time from any thread.
+ * Work on stripes [stripe_begin, stripe_end) (tf_swap_table_stripes of
+ * them) touches only the ids of those stripes, so disjoint ranges run in
+ * parallel with results that do not depend on the split. */
+typedef struct tf_swap_table tf_swap_table;
+typedef struct tf_swap_table_export tf_swap_table_export;
+
+/* init: 0 zeros, 1 uniform [init_a, init_b), 2 normal (mean init_a, stddev
+ * init_b), 3 truncated normal (the same, redrawn beyond 2 stddev).
+ * slots: 1 (Adagrad-SWAP's accumulator) or 2 (FTRL-SWAP's n and z), each
+ * starting at slot_init. steps_to_live < 0: entries never expire. */
+typedef struct tf_swap_table_config {
+  size_t dim;
+  size_t slots;
+  double slot_init[2];
+  uint32_t init;
+  double init_a;
+  double init_b;
+  uint64_t seed;
+  int64_t min_count;
+  int64_t steps_to_live;
+} tf_swap_table_config;
+
+typedef struct tf_swap_table_stats {
+  size_t entries;
+  size_t pending;
+  size_t bytes;
+} tf_swap_table_stats;
+
+/* The lengths of a snapshot's arrays: ids, power, count, last_step hold
+ * entries; values entries * dim; slots slots * entries * dim (slot-major);
+ * the pending_* arrays pending; evicted_ids evicted. */
+typedef struct tf_swap_table_export_sizes {
+  size_t entries;
+  size_t pending;
+  size_t evicted;
+} tf_swap_table_export_sizes;
+
+uint32_t tf_swap_table_new_f32(tf_swap_table **table,
+                               const tf_swap_table_config *config,
+                               tf_swap_error *error);
+/* NULL: nothing. No call may use the table any more. */
+uint32_t tf_swap_table_free(tf_swap_table *table);
+uint32_t tf_swap_table_stripes(size_t *stripes);
+
+/* A training lookup is admit (counts the ids, stores those reaching
+ * min_count with power = periods = step / T, last_step = step) then
+ * gather; an inference lookup is gather alone (zeros for ids not stored,
+ * never inserts). */
+uint32_t tf_swap_table_admit(const tf_swap_table *table, const int64_t *ids,
+                             size_t n, size_t stripe_begin, size_t stripe_end,
+                             int64_t step, int64_t periods,
+                             tf_swap_error *error);
+uint32_t tf_swap_table_gather_f32(const tf_swap_table *table, float *out,
+                                  const int64_t *ids, size_t n,
+                                  tf_swap_error *error);
+
+/* One step of the rule on the entries of n strictly ascending ids
+ * (tf_swap_sum_duplicates_* output), grad holding n * dim; ids not stored
+ * are skipped; each entry's last_step becomes step. */
+uint32_t tf_swap_table_adagrad_swap_f32(
+    const tf_swap_table *table, const int64_t *ids, const float *grad,
+    size_t n, size_t stripe_begin, size_t stripe_end, int64_t step,
+    const tf_swap_adagrad_swap_plan *plan, tf_swap_error *error);
+uint32_t tf_swap_table_ftrl_swap_f32(const tf_swap_table *table,
+                                     const int64_t *ids, const float *grad,
+                                     size_t n, size_t stripe_begin,
+                                     size_t stripe_end, int64_t step,
+                                     const tf_swap_ftrl_swap_plan *plan,
+                                     tf_swap_error *error);
+
+uint32_t tf_swap_table_size(const tf_swap_table *table,
+                            tf_swap_table_stats *size_out,
+                            tf_swap_error *error);
+/* Removes entries with step - last_step > steps_to_live. */
+uint32_t tf_swap_table_evict(const tf_swap_table *table, size_t *evicted,
+                             int64_t step, tf_swap_error *error);
+
+/* since < 0: every entry and pending count (a checkpoint); else the
+ * entries with last_step > since and the ids evicted after since (a
+ * serving delta). Ascending ids. Read, then free, the snapshot. */
+uint32_t tf_swap_table_export_begin_f32(const tf_swap_table *table,
+                                        tf_swap_table_export **snapshot,
+                                        tf_swap_table_export_sizes *sizes,
+                                        int64_t since, tf_swap_error *error);
+uint32_t tf_swap_table_export_read_f32(
+    const tf_swap_table_export *snapshot, int64_t *ids, float *values,
+    float *slots, int64_t *power, int64_t *count, int64_t *last_step,
+    int64_t *pending_ids, int64_t *pending_count, int64_t *pending_last_step,
+    int64_t *evicted_ids, tf_swap_error *error);
+uint32_t tf_swap_table_export_free(tf_swap_table_export *snapshot);
+
+/* Replaces the table's content with the entries and pending counts (laid
+ * out as a snapshot) whose id is shard mod num_shards. */
+uint32_t tf_swap_table_import_f32(
+    const tf_swap_table *table, const int64_t *ids, const float *values,
+    const float *slots, const int64_t *power, const int64_t *count,
+    const int64_t *last_step, size_t n, const int64_t *pending_ids,
+    const int64_t *pending_count, const int64_t *pending_last_step,
+    size_t pending, int64_t shard, int64_t num_shards, tf_swap_error *error);
 
 #ifdef __cplusplus
 }  // extern "C"

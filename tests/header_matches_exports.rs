@@ -114,6 +114,13 @@ fn has_attr(attrs: &[Attribute], outer: &str, inner: &str) -> bool {
     })
 }
 
+fn is_bindgen_opaque(item: &syn::ItemStruct) -> bool {
+    let mut fields = item.fields.iter();
+    let only = fields.next();
+    fields.next().is_none()
+        && only.is_some_and(|f| f.ident.as_ref().is_some_and(|i| i == "_unused"))
+}
+
 fn repr_of(attrs: &[Attribute]) -> Option<String> {
     attrs.iter().find_map(|attr| match &attr.meta {
         syn::Meta::List(list) if list.path.is_ident("repr") => {
@@ -164,6 +171,16 @@ impl Api {
                 }
             }
             Err(why) => self.problems.push(format!("{name} -> {why}")),
+        }
+    }
+
+    /// A type C sees only behind a pointer: bindgen's `{ _unused: [u8; 0] }`
+    /// in the header, a public struct without `#[repr(C)]` in Rust.
+    fn add_opaque(&mut self, item: &syn::ItemStruct) {
+        let name = c_name(&item.ident.to_string());
+        let fields = vec![("opaque".to_owned(), String::new())];
+        if self.structs.insert(name.clone(), fields).is_some() {
+            self.problems.push(format!("struct {name}: defined twice"));
         }
     }
 
@@ -243,6 +260,7 @@ impl Api {
                         }
                     }
                 }
+                Item::Struct(item) if is_bindgen_opaque(item) => api.add_opaque(item),
                 Item::Struct(item) => api.add_struct(item),
                 Item::Enum(item) => {
                     let repr = repr_of(&item.attrs).unwrap_or_default();
@@ -296,6 +314,12 @@ impl Api {
                     api.add_fn(&f.sig);
                 }
                 Item::Struct(s) if has_attr(&s.attrs, "repr", "C") => api.add_struct(s),
+                Item::Struct(s)
+                    if matches!(s.vis, syn::Visibility::Public(_))
+                        && s.ident.to_string().starts_with("TfSwap") =>
+                {
+                    api.add_opaque(s)
+                }
                 Item::Enum(e) => {
                     if let Some(repr) = repr_of(&e.attrs) {
                         api.add_enum(e, repr);
@@ -615,7 +639,9 @@ fn each_kind_of_mismatch_is_reported() {
             "#[repr(C)]\n    pub struct TfSwapError",
             "pub struct TfSwapError",
             false,
-            "struct TfSwapError is in the header but not in Rust",
+            // Without repr(C) a public struct is opaque to C: its fields
+            // no longer match the header's.
+            "header `message: [c_char; 256]`, Rust `opaque: `",
         ),
     ];
     for (from, to, in_header, needle) in edits {

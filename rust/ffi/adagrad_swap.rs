@@ -56,7 +56,7 @@ impl TfSwapAdagradSwapHyper {
 }
 
 impl TfSwapAdagradSwapPlan {
-    fn plan(&self) -> Result<AdagradSwapPlan, KernelError> {
+    pub(crate) fn plan(&self) -> Result<AdagradSwapPlan, KernelError> {
         Ok(AdagradSwapPlan {
             learning_rate: self.learning_rate,
             epsilon: self.epsilon,

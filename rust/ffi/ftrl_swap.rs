@@ -73,7 +73,7 @@ impl TfSwapFtrlSwapHyper {
 }
 
 impl TfSwapFtrlSwapPlan {
-    fn plan(&self) -> Result<FtrlSwapPlan, KernelError> {
+    pub(crate) fn plan(&self) -> Result<FtrlSwapPlan, KernelError> {
         Ok(FtrlSwapPlan {
             learning_rate: self.learning_rate,
             l1: self.l1,

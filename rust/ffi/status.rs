@@ -29,6 +29,10 @@ pub enum TfSwapStatus {
     Panic = 9,
     /// A batch normalization input has no rows (N == 0).
     EmptyBatch = 10,
+    /// An id appears twice in a table import.
+    DuplicateId = 11,
+    /// A table apply's ids are not strictly ascending.
+    UnsortedIds = 12,
 }
 
 /// Capacity, including the terminating NUL, of [`TfSwapError::message`].
@@ -70,6 +74,8 @@ impl FfiError {
             // A channel range is the row range of the per-channel phase.
             Self::Kernel(KernelError::InvalidChannelRange { .. }) => TfSwapStatus::InvalidRowRange,
             Self::Kernel(KernelError::EmptyBatch) => TfSwapStatus::EmptyBatch,
+            Self::Kernel(KernelError::DuplicateId { .. }) => TfSwapStatus::DuplicateId,
+            Self::Kernel(KernelError::UnsortedIds { .. }) => TfSwapStatus::UnsortedIds,
             Self::NullPointer(_) => TfSwapStatus::NullPointer,
             Self::Misaligned(_) => TfSwapStatus::MisalignedPointer,
             Self::Aliased(..) => TfSwapStatus::AliasedBuffers,
@@ -88,7 +94,7 @@ impl FfiError {
     }
 }
 
-static STATUS_TEXT: [&CStr; 11] = [
+static STATUS_TEXT: [&CStr; 13] = [
     c"ok",
     c"null pointer",
     c"misaligned pointer",
@@ -100,6 +106,8 @@ static STATUS_TEXT: [&CStr; 11] = [
     c"invalid row range",
     c"panic",
     c"empty batch",
+    c"duplicate id",
+    c"unsorted ids",
 ];
 
 /// A static, NUL-terminated description of a status code.

@@ -6,7 +6,10 @@
 //! (epsilon inside it), in the same order, so `decay_rate = 1` reproduces
 //! them bit for bit.
 
+use std::ops::Range;
+
 use super::discount::{Discount, DiscountArgs, require};
+use super::dynamic_table::DynamicTable;
 use super::rows::{self, Lanes, UpdateRule};
 use super::simd::multiversion;
 use super::sparse_rows::RowIndex;
@@ -243,4 +246,31 @@ multiversion! {
         inner: usize,
         plan: &AdagradSwapPlan,
     ) -> Result<(), KernelError> => apply_sparse_baseline;
+}
+
+/// [`apply_table`] as the baseline x86-64 build runs it.
+#[inline(always)]
+pub fn apply_table_baseline<T: Real>(
+    table: &DynamicTable<T>,
+    stripes: Range<usize>,
+    ids: &[i64],
+    grad: &[T],
+    step: i64,
+    plan: &AdagradSwapPlan,
+) -> Result<(), KernelError> {
+    table.apply_rule(stripes, ids, grad, step, &AdagradSwap::<T>::new(plan))
+}
+
+multiversion! {
+    /// Adagrad-SWAP of the entries of `ids` (strictly ascending) in the
+    /// stripes `stripes` of a dynamic table of one slot; see
+    /// [`DynamicTable::apply_rule`].
+    pub fn apply_table<T: Real>(
+        table: &DynamicTable<T>,
+        stripes: Range<usize>,
+        ids: &[i64],
+        grad: &[T],
+        step: i64,
+        plan: &AdagradSwapPlan,
+    ) -> Result<(), KernelError> => apply_table_baseline;
 }

@@ -58,6 +58,19 @@ pub enum KernelError {
     /// A batch normalization input has no rows (`N == 0`): its batch
     /// statistics are undefined.
     EmptyBatch,
+    /// An id appears twice where each must be distinct (an import).
+    DuplicateId {
+        /// The id.
+        id: i64,
+    },
+    /// Ids that must be strictly ascending (a table apply, after
+    /// duplicates are summed) are not.
+    UnsortedIds {
+        /// The id before.
+        previous: i64,
+        /// The id not above it.
+        id: i64,
+    },
 }
 
 impl fmt::Display for KernelError {
@@ -93,6 +106,11 @@ impl fmt::Display for KernelError {
             Self::EmptyBatch => write!(
                 f,
                 "x has no rows (N == 0): batch statistics of an empty batch are undefined"
+            ),
+            Self::DuplicateId { id } => write!(f, "id {id} appears more than once"),
+            Self::UnsortedIds { previous, id } => write!(
+                f,
+                "ids must be strictly ascending (duplicates summed first): {id} follows {previous}"
             ),
         }
     }

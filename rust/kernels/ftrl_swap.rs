@@ -10,8 +10,11 @@
 //! others, and the scalar formula TensorFlow's sparse kernel uses for
 //! variables with one element per row.
 
+use std::ops::Range;
+
 use super::KernelError;
 use super::discount::{Discount, DiscountArgs, require};
+use super::dynamic_table::DynamicTable;
 use super::rows::{self, Lanes, UpdateRule};
 use super::simd::multiversion;
 use super::sparse_rows::RowIndex;
@@ -403,4 +406,31 @@ multiversion! {
         inner: usize,
         plan: &FtrlSwapPlan,
     ) -> Result<(), KernelError> => apply_sparse_baseline;
+}
+
+/// [`apply_table`] as the baseline x86-64 build runs it.
+#[inline(always)]
+pub fn apply_table_baseline<T: PowLane>(
+    table: &DynamicTable<T>,
+    stripes: Range<usize>,
+    ids: &[i64],
+    grad: &[T],
+    step: i64,
+    plan: &FtrlSwapPlan,
+) -> Result<(), KernelError> {
+    table.apply_rule(stripes, ids, grad, step, &FtrlSwap::<T>::new(plan))
+}
+
+multiversion! {
+    /// FTRL-SWAP of the entries of `ids` (strictly ascending) in the
+    /// stripes `stripes` of a dynamic table of two slots (`n`, `z`); see
+    /// [`DynamicTable::apply_rule`].
+    pub fn apply_table<T: PowLane>(
+        table: &DynamicTable<T>,
+        stripes: Range<usize>,
+        ids: &[i64],
+        grad: &[T],
+        step: i64,
+        plan: &FtrlSwapPlan,
+    ) -> Result<(), KernelError> => apply_table_baseline;
 }

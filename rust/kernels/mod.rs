@@ -5,6 +5,7 @@
 pub mod adagrad_swap;
 pub mod batch_norm;
 pub mod discount;
+pub mod dynamic_table;
 mod error;
 pub mod ftrl_swap;
 pub mod partition;
