@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "swap_apply.h"
+#include "table_apply.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -78,6 +79,26 @@ of a repeated index are summed first (in order of position), so the row gets
 one update whatever the thread count.
 )doc");
 
+REGISTER_OP("TfSwapDynamicTableApplyAdagradSwap")
+    .Input("table: resource")
+    .Input("grad: float")
+    .Input("ids: int64")
+    .Input("lr: float")
+    .Input("epsilon: float")
+    .Input("step: int64")
+    .Input("decay_rate: float")
+    .Input("decay_period: int64")
+    .Input("accumulator_floor: float")
+    .Attr("decay_mode: {'exact', 'once_per_update'} = 'exact'")
+    .Attr("epsilon_placement: {'after_sqrt', 'inside_sqrt'} = 'after_sqrt'")
+    .SetShapeFn(TableApplyShapeFn)
+    .Doc(R"doc(
+Adagrad-SWAP update of the entries of a one-slot TfSwapDynamicTable named by
+ids, as TfSwapResourceSparseApplyAdagradSwap updates rows: repeated ids
+summed first, each entry brought up to the current period by its power;
+ids not stored are skipped. Each entry's last_step becomes step.
+)doc");
+
 namespace {
 
 // Overloads that pick the Rust export for an element and index type.
@@ -118,6 +139,7 @@ struct AdagradSwapRule {
   static constexpr int kSlots = 1;
   static constexpr const char* kSlotNames[] = {"accum"};
   using Plan = tf_swap_adagrad_swap_plan;
+  static constexpr int kHyperScalars = 2;  // lr, epsilon
 
   explicit AdagradSwapRule(OpKernelConstruction* ctx)
       : decay_mode(DecayModeCode(ctx)) {
@@ -127,14 +149,18 @@ struct AdagradSwapRule {
   }
 
   static int GradInput(bool /*sparse*/) { return 5; }
+  static ScalarInputs Scalars(bool sparse) { return {3, sparse ? 7 : 6}; }
 
   template <typename T>
-  absl::Status Prepare(OpKernelContext* ctx, bool sparse, Plan* plan) const {
+  absl::Status Prepare(OpKernelContext* ctx, ScalarInputs inputs,
+                       Plan* plan) const {
     tf_swap_adagrad_swap_hyper hyper;
     hyper.epsilon_placement = epsilon_placement;
-    TF_RETURN_IF_ERROR(ReadFloat<T>(ctx, 3, "lr", &hyper.learning_rate));
-    TF_RETURN_IF_ERROR(ReadFloat<T>(ctx, 4, "epsilon", &hyper.epsilon));
-    TF_RETURN_IF_ERROR(ReadDiscount<T>(ctx, sparse ? 7 : 6, decay_mode,
+    TF_RETURN_IF_ERROR(
+        ReadFloat<T>(ctx, inputs.hyper, "lr", &hyper.learning_rate));
+    TF_RETURN_IF_ERROR(
+        ReadFloat<T>(ctx, inputs.hyper + 1, "epsilon", &hyper.epsilon));
+    TF_RETURN_IF_ERROR(ReadDiscount<T>(ctx, inputs.discount, decay_mode,
                                        &hyper.discount));
     tf_swap_error error;
     return StatusFromRust(tf_swap_adagrad_swap_prepare(plan, &hyper, &error),
@@ -158,6 +184,13 @@ struct AdagradSwapRule {
                       end, plan, error);
   }
 
+  static uint32_t Table(const tf_swap_table* table, const int64_t* ids,
+                        const float* grad, size_t n, size_t begin, size_t end,
+                        int64_t step, const Plan* plan, tf_swap_error* error) {
+    return tf_swap_table_adagrad_swap_f32(table, ids, grad, n, begin, end, step,
+                                          plan, error);
+  }
+
   uint32_t decay_mode = 0;
   uint32_t epsilon_placement = 0;
 };
@@ -171,5 +204,8 @@ struct AdagradSwapRule {
 REGISTER_CPU(float)
 REGISTER_CPU(double)
 #undef REGISTER_CPU
+REGISTER_KERNEL_BUILDER(
+    Name("TfSwapDynamicTableApplyAdagradSwap").Device(DEVICE_CPU),
+    TableApplyOp<AdagradSwapRule>);
 
 }  // namespace tensorflow::tf_swap

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "swap_apply.h"
+#include "table_apply.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -89,6 +90,29 @@ a repeated index are summed first (in order of position), so the row gets
 one update whatever the thread count.
 )doc");
 
+REGISTER_OP("TfSwapDynamicTableApplyFtrlSwap")
+    .Input("table: resource")
+    .Input("grad: float")
+    .Input("ids: int64")
+    .Input("lr: float")
+    .Input("l1: float")
+    .Input("l2: float")
+    .Input("l2_shrinkage: float")
+    .Input("lr_power: float")
+    .Input("beta: float")
+    .Input("staleness_scale: float")
+    .Input("step: int64")
+    .Input("decay_rate: float")
+    .Input("decay_period: int64")
+    .Input("accumulator_floor: float")
+    .Attr("decay_mode: {'exact', 'once_per_update'} = 'exact'")
+    .SetShapeFn(TableApplyShapeFn)
+    .Doc(R"doc(
+FTRL-SWAP update of the entries of a two-slot (n, z) TfSwapDynamicTable
+named by ids, as TfSwapResourceSparseApplyFtrlSwap updates rows; ids not
+stored are skipped. Each entry's last_step becomes step.
+)doc");
+
 namespace {
 
 // Overloads that pick the Rust export for an element and index type.
@@ -130,16 +154,22 @@ struct FtrlSwapRule {
   static constexpr int kSlots = 2;
   static constexpr const char* kSlotNames[] = {"accum", "linear"};
   using Plan = tf_swap_ftrl_swap_plan;
+  // lr, l1, l2, l2_shrinkage, lr_power, beta, staleness_scale
+  static constexpr int kHyperScalars = 7;
 
   explicit FtrlSwapRule(OpKernelConstruction* ctx)
       : decay_mode(DecayModeCode(ctx)) {}
 
   static int GradInput(bool /*sparse*/) { return 4; }
+  static ScalarInputs Scalars(bool sparse) {
+    const int first = sparse ? 6 : 5;
+    return {first, first + kHyperScalars};
+  }
 
   template <typename T>
-  absl::Status Prepare(OpKernelContext* ctx, bool sparse, Plan* plan) const {
+  absl::Status Prepare(OpKernelContext* ctx, ScalarInputs inputs,
+                       Plan* plan) const {
     tf_swap_ftrl_swap_hyper hyper;
-    const int first = sparse ? 6 : 5;
     const std::pair<const char*, double*> floats[] = {
         {"lr", &hyper.learning_rate},
         {"l1", &hyper.l1},
@@ -148,12 +178,12 @@ struct FtrlSwapRule {
         {"lr_power", &hyper.lr_power},
         {"beta", &hyper.beta},
         {"staleness_scale", &hyper.staleness_scale}};
-    for (int i = 0; i < 7; ++i) {
-      TF_RETURN_IF_ERROR(
-          ReadFloat<T>(ctx, first + i, floats[i].first, floats[i].second));
+    for (int i = 0; i < kHyperScalars; ++i) {
+      TF_RETURN_IF_ERROR(ReadFloat<T>(ctx, inputs.hyper + i, floats[i].first,
+                                      floats[i].second));
     }
     TF_RETURN_IF_ERROR(
-        ReadDiscount<T>(ctx, first + 7, decay_mode, &hyper.discount));
+        ReadDiscount<T>(ctx, inputs.discount, decay_mode, &hyper.discount));
     tf_swap_error error;
     return StatusFromRust(tf_swap_ftrl_swap_prepare(plan, &hyper, &error),
                           error);
@@ -176,6 +206,13 @@ struct FtrlSwapRule {
                       end, plan, error);
   }
 
+  static uint32_t Table(const tf_swap_table* table, const int64_t* ids,
+                        const float* grad, size_t n, size_t begin, size_t end,
+                        int64_t step, const Plan* plan, tf_swap_error* error) {
+    return tf_swap_table_ftrl_swap_f32(table, ids, grad, n, begin, end, step,
+                                       plan, error);
+  }
+
   uint32_t decay_mode = 0;
 };
 
@@ -188,5 +225,7 @@ struct FtrlSwapRule {
 REGISTER_CPU(float)
 REGISTER_CPU(double)
 #undef REGISTER_CPU
+REGISTER_KERNEL_BUILDER(Name("TfSwapDynamicTableApplyFtrlSwap").Device(DEVICE_CPU),
+                        TableApplyOp<FtrlSwapRule>);
 
 }  // namespace tensorflow::tf_swap

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "op_inputs.h"
 #include "rust_call.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -93,31 +94,6 @@ inline absl::Status SwapApplyShapeFn(shape_inference::InferenceContext* c,
   return absl::OkStatus();
 }
 
-inline absl::Status RequireScalar(const char* name, const Tensor& t) {
-  if (TensorShapeUtils::IsScalar(t.shape())) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat(name, " is not a scalar: ", t.shape().DebugString()));
-}
-
-// A float scalar input (the op's dtype T), widened to double.
-template <typename T>
-absl::Status ReadFloat(OpKernelContext* ctx, int input, const char* name,
-                       double* out) {
-  const Tensor& t = ctx->input(input);
-  TF_RETURN_IF_ERROR(RequireScalar(name, t));
-  *out = static_cast<double>(t.scalar<T>()());
-  return absl::OkStatus();
-}
-
-// An int64 scalar input.
-inline absl::Status ReadInt(OpKernelContext* ctx, int input, const char* name,
-                            int64_t* out) {
-  const Tensor& t = ctx->input(input);
-  TF_RETURN_IF_ERROR(RequireScalar(name, t));
-  *out = t.scalar<int64_t>()();
-  return absl::OkStatus();
-}
-
 // The discount inputs (step, decay_rate, decay_period, accumulator_floor),
 // consecutive from `step_input`, as every SWAP op orders them.
 template <typename T>
@@ -142,6 +118,14 @@ inline uint32_t DecayModeCode(OpKernelConstruction* ctx) {
   return decay_mode == "exact" ? 0 : 1;
 }
 
+// Where an op's scalar inputs start: the rule's own hyper-parameters (lr
+// first, Rule::kHyperScalars of them in the rule's order) and the discount
+// (step, decay_rate, decay_period, accumulator_floor).
+struct ScalarInputs {
+  int hyper;
+  int discount;
+};
+
 // The variables of one apply, read under their locks.
 template <int kSlots>
 struct SwapVariables {
@@ -154,9 +138,11 @@ struct SwapVariables {
 //   static constexpr int kSlots;                 float slots after var
 //   static constexpr const char* kSlotNames[];   as in TF's ops
 //   using Plan;                                  tf_swap_*_plan
+//   static constexpr int kHyperScalars;          lr and the rule's others
 //   explicit Rule(OpKernelConstruction*);        reads the rule's attrs
-//   template <typename T> absl::Status Prepare(OpKernelContext*, bool sparse,
-//                                              Plan*) const;
+//   static ScalarInputs Scalars(bool sparse);    in the variable ops
+//   template <typename T> absl::Status Prepare(OpKernelContext*,
+//                                              ScalarInputs, Plan*) const;
 //   static int GradInput(bool sparse);           indices follow grad
 //   template <typename T> static uint32_t Dense(T* var, T* const* slots,
 //       int64_t* power, const T* grad, size_t rows, size_t inner,
@@ -178,7 +164,8 @@ class SwapApplyOpBase : public OpKernel {
 
   void Compute(OpKernelContext* ctx) final {
     typename Rule::Plan plan;
-    OP_REQUIRES_OK(ctx, rule_.template Prepare<T>(ctx, kSparse, &plan));
+    OP_REQUIRES_OK(
+        ctx, rule_.template Prepare<T>(ctx, Rule::Scalars(kSparse), &plan));
     OP_REQUIRES_OK(ctx, CheckHandles(ctx));
     std::vector<int> float_inputs;
     for (int i = 0; i <= kSlots; ++i) float_inputs.push_back(i);

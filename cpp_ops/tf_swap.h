@@ -382,12 +382,12 @@ uint32_t tf_swap_table_free(tf_swap_table *table);
 uint32_t tf_swap_table_stripes(size_t *stripes);
 
 /* A training lookup is admit (counts the ids, stores those reaching
- * min_count with power = periods = step / T, last_step = step) then
+ * min_count with power = step / decay_period, last_step = step) then
  * gather; an inference lookup is gather alone (zeros for ids not stored,
  * never inserts). */
 uint32_t tf_swap_table_admit(const tf_swap_table *table, const int64_t *ids,
                              size_t n, size_t stripe_begin, size_t stripe_end,
-                             int64_t step, int64_t periods,
+                             int64_t step, int64_t decay_period,
                              tf_swap_error *error);
 uint32_t tf_swap_table_gather_f32(const tf_swap_table *table, float *out,
                                   const int64_t *ids, size_t n,

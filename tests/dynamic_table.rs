@@ -113,7 +113,7 @@ impl Table {
         }
     }
 
-    fn admit(&self, ids: &[i64], step: i64, periods: i64, ranges: &[(usize, usize)]) -> u32 {
+    fn admit(&self, ids: &[i64], step: i64, period: i64, ranges: &[(usize, usize)]) -> u32 {
         for &(begin, end) in ranges {
             // SAFETY: `ids` is live for its length; the table is live.
             let status = unsafe {
@@ -124,7 +124,7 @@ impl Table {
                     begin,
                     end,
                     step,
-                    periods,
+                    period,
                     std::ptr::null_mut(),
                 )
             };
@@ -396,7 +396,7 @@ fn new_row(config: &TfSwapTableConfig, id: i64) -> Vec<f32> {
         ..*config
     })
     .unwrap();
-    assert_eq!(fresh.admit(&[id], 1, 0, &[(0, 64)]), 0);
+    assert_eq!(fresh.admit(&[id], 1, DECAY_PERIOD, &[(0, 64)]), 0);
     fresh.gather(&[id], config.dim)
 }
 
@@ -615,8 +615,8 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         match op {
             Op::Lookup(ids) => {
                 let periods = step / DECAY_PERIOD;
-                prop_assert_eq!(table.admit(ids, step, periods, &ranges), 0);
-                prop_assert_eq!(whole.admit(ids, step, periods, &all), 0);
+                prop_assert_eq!(table.admit(ids, step, DECAY_PERIOD, &ranges), 0);
+                prop_assert_eq!(whole.admit(ids, step, DECAY_PERIOD, &all), 0);
                 model.admit(&config, ids, step, periods);
                 let got = table.gather(ids, c.dim);
                 let want = model.gather(ids, c.dim);
@@ -759,11 +759,14 @@ fn busy_table(ftrl: bool) -> (Table, TfSwapTableConfig) {
     let config = table_config(3, ftrl, 2, 4, 11);
     let table = Table::new(&config).unwrap();
     let all = stripe_ranges(&[]);
-    assert_eq!(table.admit(&[5, 5, -3, -3, 8, 9, 9], 1, 0, &all), 0);
-    assert_eq!(table.admit(&[40, 40], 3, 1, &all), 0);
+    assert_eq!(
+        table.admit(&[5, 5, -3, -3, 8, 9, 9], 1, DECAY_PERIOD, &all),
+        0
+    );
+    assert_eq!(table.admit(&[40, 40], 3, DECAY_PERIOD, &all), 0);
     let r = rule(ftrl, 0.8, 6);
     assert_eq!(table.apply(&r, &[-3, 5, 9], &[0.5; 9], 6, &all), 0);
-    assert_eq!(table.admit(&[77], 7, 2, &all), 0);
+    assert_eq!(table.admit(&[77], 7, DECAY_PERIOD, &all), 0);
     // 40 (made at step 3, never updated) goes, and 8's count (step 1).
     assert_eq!(table.evict(8).1, 1);
     assert_eq!(table.size().pending, 1);
@@ -789,7 +792,8 @@ fn refused_calls_change_nothing() {
         assert_eq!(table.apply(&r, &[5], &[1.0; 3], 9, &[(4, 2)]), 8);
         assert_eq!(table.apply(&r, &[5], &[1.0; 3], 0, &all), 6);
         assert_eq!(table.admit(&[5, 77], 9, 3, &[(0, 65)]), 8);
-        assert_eq!(table.admit(&[5, 77], 0, 0, &all), 6);
+        assert_eq!(table.admit(&[5, 77], 0, 3, &all), 6);
+        assert_eq!(table.admit(&[5, 77], 9, 0, &all), 6);
         assert_eq!(table.admit(&[5, 77], 9, -1, &all), 6);
         assert_eq!(table.evict(0).0, 6);
         // NULL and misaligned buffers with non-zero lengths.
@@ -872,7 +876,7 @@ fn new_rows_depend_on_the_seed_and_the_id_only() {
     let forward = Table::new(&config).unwrap();
     let backward = Table::new(&config).unwrap();
     let reversed: Vec<i64> = ids.iter().rev().copied().collect();
-    assert_eq!(forward.admit(&ids, 1, 0, &stripe_ranges(&[])), 0);
+    assert_eq!(forward.admit(&ids, 1, DECAY_PERIOD, &stripe_ranges(&[])), 0);
     assert_eq!(
         backward.admit(&reversed, 5, 1, &stripe_ranges(&[0.3, 0.7])),
         0
@@ -887,7 +891,10 @@ fn new_rows_depend_on_the_seed_and_the_id_only() {
         }
     }
     let reseeded = Table::new(&TfSwapTableConfig { seed: 43, ..config }).unwrap();
-    assert_eq!(reseeded.admit(&ids, 1, 0, &stripe_ranges(&[])), 0);
+    assert_eq!(
+        reseeded.admit(&ids, 1, DECAY_PERIOD, &stripe_ranges(&[])),
+        0
+    );
     assert_ne!(reseeded.gather(&ids, 8), a);
     // Normal rows: finite, about the given spread.
     let normal = Table::new(&TfSwapTableConfig {
@@ -899,7 +906,7 @@ fn new_rows_depend_on_the_seed_and_the_id_only() {
     })
     .unwrap();
     let many: Vec<i64> = (0..200).collect();
-    assert_eq!(normal.admit(&many, 1, 0, &stripe_ranges(&[])), 0);
+    assert_eq!(normal.admit(&many, 1, DECAY_PERIOD, &stripe_ranges(&[])), 0);
     let values = normal.gather(&many, 64);
     let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
     let var = values
@@ -927,7 +934,7 @@ fn memory_per_entry_stays_within_one_and_a_half_payloads() {
         let config = table_config(dim, ftrl, 1, -1, 0);
         let table = Table::new(&config).unwrap();
         let ids: Vec<i64> = (0..100_000).map(|i| i * 7919 - 300_000).collect();
-        assert_eq!(table.admit(&ids, 1, 0, &stripe_ranges(&[])), 0);
+        assert_eq!(table.admit(&ids, 1, DECAY_PERIOD, &stripe_ranges(&[])), 0);
         let size = table.size();
         assert_eq!(size.entries, ids.len());
         // The row and slots in float32, then id, power, count, last_step.

@@ -26,6 +26,10 @@ EXPECTED_OPS = (
     "TfSwapResourceSparseApplyFtrlSwap",
     "TfSwapLocalBatchNorm",
     "TfSwapLocalBatchNormGrad",
+    "TfSwapDynamicTable",
+    "TfSwapDynamicTableLookup",
+    "TfSwapDynamicTableApplyAdagradSwap",
+    "TfSwapDynamicTableApplyFtrlSwap",
 )
 
 _LIBRARY_ENV = "TF_SWAP_LIBRARY"

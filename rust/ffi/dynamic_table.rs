@@ -165,18 +165,19 @@ unsafe fn admit(
     ids: *const i64,
     n: usize,
     step: i64,
-    periods: i64,
+    decay_period: i64,
 ) -> Result<(), FfiError> {
     // SAFETY: forwarded.
     let table = unsafe { table_ref(table) }?;
     region("ids", ids, n)?;
     // SAFETY: checked above; `n` readable elements by the contract.
     let ids = unsafe { slice(ids, n) };
-    Ok(table.admit(stripes, ids, step, periods)?)
+    Ok(table.admit(stripes, ids, step, decay_period)?)
 }
 
-/// Training lookups of `n` ids at `step` (`periods` = step // T of the
-/// rule training the table) for the ids of stripes
+/// Training lookups of `n` ids at `step` of the rule training the table
+/// (`decay_period` its T; a new entry gets `power = step / T`) for the ids
+/// of stripes
 /// `[stripe_begin, stripe_end)`: counts them and stores the ids admitted.
 ///
 /// # Safety
@@ -191,12 +192,12 @@ pub unsafe extern "C" fn tf_swap_table_admit(
     stripe_begin: usize,
     stripe_end: usize,
     step: i64,
-    periods: i64,
+    decay_period: i64,
     error: *mut TfSwapError,
 ) -> u32 {
     let stripes = stripe_begin..stripe_end;
     // SAFETY: forwarded from this function's contract.
-    unsafe { run(error, || admit(table, stripes, ids, n, step, periods)) }
+    unsafe { run(error, || admit(table, stripes, ids, n, step, decay_period)) }
 }
 
 /// # Safety

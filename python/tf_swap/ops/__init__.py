@@ -10,6 +10,18 @@ from tf_swap.ops.adagrad_swap import (
     resource_apply_adagrad_swap,
     resource_sparse_apply_adagrad_swap,
 )
+from tf_swap.ops.dynamic_tables import (
+    TableExport,
+    dynamic_table,
+    dynamic_table_apply_adagrad_swap,
+    dynamic_table_apply_ftrl_swap,
+    dynamic_table_evict,
+    dynamic_table_export,
+    dynamic_table_find,
+    dynamic_table_import,
+    dynamic_table_lookup,
+    dynamic_table_size,
+)
 from tf_swap.ops.ftrl_swap import (
     resource_apply_ftrl_swap,
     resource_sparse_apply_ftrl_swap,
@@ -20,6 +32,16 @@ from tf_swap.ops.local_batch_norm import (
 )
 
 __all__ = [
+    "TableExport",
+    "dynamic_table",
+    "dynamic_table_apply_adagrad_swap",
+    "dynamic_table_apply_ftrl_swap",
+    "dynamic_table_evict",
+    "dynamic_table_export",
+    "dynamic_table_find",
+    "dynamic_table_import",
+    "dynamic_table_lookup",
+    "dynamic_table_size",
     "load_library",
     "local_batch_norm",
     "local_batch_norm_inference",

@@ -249,20 +249,23 @@ impl<T: Real> DynamicTable<T> {
         }
     }
 
-    /// Training lookups of `ids` (duplicates count once each) at `step`,
-    /// `periods = step // T` of the rule that trains the table, for the ids
-    /// of the stripes in `stripes` (others are skipped, so disjoint ranges
-    /// can run in parallel).
+    /// Training lookups of `ids` (each occurrence counts) at `step` of the
+    /// rule that trains the table, whose period is `decay_period` steps,
+    /// for the ids of the stripes in `stripes` (others are skipped, so
+    /// disjoint ranges can run in parallel).
     pub fn admit(
         &self,
         stripes: Range<usize>,
         ids: &[i64],
         step: i64,
-        periods: i64,
+        decay_period: i64,
     ) -> Result<(), KernelError> {
         self.check_stripes(&stripes)?;
         check_step(step)?;
-        require("periods", periods as f64, periods >= 0, ">= 0")?;
+        let period = decay_period;
+        require("decay_period", period as f64, period >= 1, ">= 1")?;
+        // A new entry is never discounted for periods before it existed.
+        let periods = step / period;
         let min_count = self.config.min_count;
         let (starts, positions) = by_stripe(ids, &stripes);
         for (s, stripe_index) in stripes.enumerate() {

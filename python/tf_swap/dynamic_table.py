@@ -1,0 +1,317 @@
+"""`DynamicTable`: a dynamic embedding table sharded over devices, trained
+by the SWAP rules and checkpointed by TensorFlow's own mechanisms.
+
+Id `i` lives in shard `i mod num_shards` (non-negative remainder), each
+shard a `TfSwapDynamicTable` resource on its device: under
+`ParameterServerStrategy` the parameter servers, round-robin, so lookups
+and applies run there. A checkpoint holds the table as one set of tensors
+(every shard's entries, ascending ids per shard), so it restores into any
+number of shards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from tf_swap.ops import dynamic_tables as table_ops
+
+_CHECKPOINT_KEYS = (
+    "ids",
+    "values",
+    "slots",
+    "power",
+    "count",
+    "last_step",
+    "pending_ids",
+    "pending_count",
+    "pending_last_step",
+)
+_UIDS = itertools.count()
+
+
+def _initializer_code(initializer) -> tuple[str, float, float]:
+    """(init, a, b) of the table op for a Keras-style initializer: a name
+    (Keras' defaults: uniform in [-0.05, 0.05), normal and truncated normal
+    with stddev 0.05) or an object with Keras' `get_config()` fields."""
+    defaults = {
+        "zeros": ("zeros", 0.0, 0.0),
+        "uniform": ("uniform", -0.05, 0.05),
+        "random_uniform": ("uniform", -0.05, 0.05),
+        "normal": ("normal", 0.0, 0.05),
+        "random_normal": ("normal", 0.0, 0.05),
+        "truncated_normal": ("truncated_normal", 0.0, 0.05),
+    }
+    if isinstance(initializer, str):
+        if initializer not in defaults:
+            raise ValueError(
+                f"initializer must be one of {sorted(defaults)} or a Keras "
+                f"RandomUniform, RandomNormal, TruncatedNormal or Zeros, got "
+                f"{initializer!r}"
+            )
+        return defaults[initializer]
+    kind = type(initializer).__name__
+    config = initializer.get_config() if hasattr(initializer, "get_config") else {}
+    if kind == "Zeros":
+        return defaults["zeros"]
+    if kind == "RandomUniform":
+        return ("uniform", float(config["minval"]), float(config["maxval"]))
+    if kind in ("RandomNormal", "TruncatedNormal"):
+        code = "normal" if kind == "RandomNormal" else "truncated_normal"
+        return (code, float(config["mean"]), float(config["stddev"]))
+    raise ValueError(
+        f"initializer {initializer!r} has no per-id form: use a name or a Keras "
+        "RandomUniform, RandomNormal, TruncatedNormal or Zeros"
+    )
+
+
+def _whole(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _default_devices(num_shards: int | None) -> tuple[int, list]:
+    """Shard count and devices: the strategy's parameter servers under
+    `ParameterServerStrategy`, else the current device."""
+    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+    parameter_devices = getattr(
+        getattr(strategy, "extended", None), "parameter_devices", None
+    )
+    if parameter_devices:
+        count = num_shards or len(parameter_devices)
+        return count, [
+            parameter_devices[i % len(parameter_devices)] for i in range(count)
+        ]
+    count = num_shards or 1
+    return count, [None] * count
+
+
+class DynamicTable(tf.Module):
+    """Int64 ids of any value -> float32 rows, storing only the ids seen.
+
+    Args:
+        dim: Row width.
+        slot_init: The initial value of each slot of the rule that trains
+            the table: `(initial_accumulator_value,)` for Adagrad-SWAP,
+            `(initial_accumulator_value, 0.0)` for FTRL-SWAP.
+        initializer: A new row's distribution: `"uniform"` (Keras'
+            default, [-0.05, 0.05)), `"normal"`, `"truncated_normal"`,
+            `"zeros"`, or a Keras `RandomUniform`, `RandomNormal`,
+            `TruncatedNormal` or `Zeros`. Rows are a function of `seed` and
+            the id alone (a counter-based generator).
+        seed: The seed of every row; `None` is 0, so runs are reproducible.
+        min_count: Training lookups before an id is stored; before that its
+            lookup returns zeros and its gradient is dropped.
+        steps_to_live: `evict(step)` removes entries not updated for more
+            than this many steps; `None` keeps them.
+        num_shards: Shards (id `i` in shard `i mod num_shards`); default: the
+            parameter servers under `ParameterServerStrategy`, else 1.
+        devices: One device per shard; default: the parameter servers
+            round-robin, else the current device.
+        name: The table's name (shard resources are named after it).
+
+    Raises:
+        ValueError: an argument has the wrong type or is out of its domain.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        slot_init: tuple = (0.1,),
+        initializer="uniform",
+        seed: int | None = None,
+        min_count: int = 1,
+        steps_to_live: int | None = None,
+        num_shards: int | None = None,
+        devices: list | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name or "dynamic_table")
+        self.dim = _whole("dim", dim, 1)
+        self.slot_init = tuple(float(v) for v in slot_init)
+        if len(self.slot_init) not in (1, 2):
+            raise ValueError(f"slot_init must hold 1 or 2 values, got {slot_init!r}")
+        self.initializer = _initializer_code(initializer)
+        self.seed = 0 if seed is None else _whole("seed", seed, 0)
+        self.min_count = _whole("min_count", min_count, 1)
+        self.steps_to_live = (
+            None if steps_to_live is None else _whole("steps_to_live", steps_to_live, 0)
+        )
+        if num_shards is not None:
+            _whole("num_shards", num_shards, 1)
+        if devices is not None:
+            if num_shards is not None and len(devices) != num_shards:
+                raise ValueError(
+                    f"devices names {len(devices)} devices for {num_shards} shards"
+                )
+            num_shards = len(devices)
+        else:
+            num_shards, devices = _default_devices(num_shards)
+        self.num_shards = num_shards
+        uid = next(_UIDS)
+        self._handles = []
+        for shard, device in enumerate(devices):
+            with tf.device(device):
+                self._handles.append(
+                    self._make_shard(f"{self.name}_{uid}_shard{shard}")
+                )
+        if not tf.executing_eagerly():
+            # As TensorFlow's mutable hash tables: what
+            # tf.compat.v1.train.Saver() saves by default.
+            tf.compat.v1.add_to_collection(
+                tf.compat.v1.GraphKeys.SAVEABLE_OBJECTS, self
+            )
+
+    def _make_shard(self, shared_name: str) -> tf.Tensor:
+        init, a, b = self.initializer
+        return table_ops.dynamic_table(
+            self.dim,
+            slot_init=self.slot_init,
+            init=init,
+            init_a=a,
+            init_b=b,
+            seed=self.seed,
+            min_count=self.min_count,
+            steps_to_live=-1 if self.steps_to_live is None else self.steps_to_live,
+            shared_name=shared_name,
+        )
+
+    @property
+    def slots(self) -> int:
+        """Slots per entry (1: Adagrad-SWAP, 2: FTRL-SWAP)."""
+        return len(self.slot_init)
+
+    @property
+    def handles(self) -> tuple:
+        """The shards' resource handles, shard `k` holding ids `k mod n`."""
+        return tuple(self._handles)
+
+    def _by_shard(self, ids: tf.Tensor):
+        """Flat ids split by shard, and where each came from."""
+        flat = tf.reshape(ids, [-1])
+        if self.num_shards == 1:
+            return [flat], [tf.range(tf.size(flat))]
+        shard_of = tf.cast(tf.math.floormod(flat, self.num_shards), tf.int32)
+        positions = tf.dynamic_partition(
+            tf.range(tf.size(flat)), shard_of, self.num_shards
+        )
+        return tf.dynamic_partition(flat, shard_of, self.num_shards), positions
+
+    def _gather(self, ids, lookup: Callable) -> tf.Tensor:
+        ids = table_ops.ids_tensor(ids)
+        parts, positions = self._by_shard(ids)
+        rows = []
+        for handle, part in zip(self._handles, parts, strict=True):
+            with tf.device(handle.device):
+                rows.append(lookup(handle, part))
+        if self.num_shards == 1:
+            flat_rows = rows[0]
+        else:
+            flat_rows = tf.dynamic_stitch(positions, rows)
+        return tf.reshape(flat_rows, tf.concat([tf.shape(ids), [self.dim]], 0))
+
+    def lookup(self, ids, *, step, decay_period) -> tf.Tensor:
+        """A training lookup at `step` of the rule with period
+        `decay_period`: counts the ids, stores those admitted, and returns
+        `ids.shape + [dim]` rows (zeros for ids not stored)."""
+
+        def train(handle, part):
+            return table_ops.dynamic_table_lookup(
+                handle, part, dim=self.dim, step=step, decay_period=decay_period
+            )
+
+        return self._gather(ids, train)
+
+    def find(self, ids) -> tf.Tensor:
+        """An inference lookup: stored rows, zeros for other ids; inserts
+        nothing."""
+        return self._gather(
+            ids,
+            lambda handle, part: table_ops.dynamic_table_find(
+                handle, part, dim=self.dim
+            ),
+        )
+
+    def apply(self, rule_op: Callable, grad, ids, **hyper) -> list:
+        """Applies `rule_op` (`tf_swap.ops.dynamic_table_apply_adagrad_swap`
+        or `..._ftrl_swap`) with `hyper` to the entries of `ids`, gradient
+        rows `grad` (`[len(ids), dim]`), each shard on its device."""
+        ids = tf.reshape(table_ops.ids_tensor(ids), [-1])
+        grad = tf.reshape(tf.convert_to_tensor(grad, tf.float32), [-1, self.dim])
+        if self.num_shards == 1:
+            parts, grads = [ids], [grad]
+        else:
+            shard_of = tf.cast(tf.math.floormod(ids, self.num_shards), tf.int32)
+            parts = tf.dynamic_partition(ids, shard_of, self.num_shards)
+            grads = tf.dynamic_partition(grad, shard_of, self.num_shards)
+        updates = []
+        for handle, part, part_grad in zip(self._handles, parts, grads, strict=True):
+            with tf.device(handle.device):
+                updates.append(rule_op(handle, part_grad, part, **hyper))
+        return updates
+
+    def size(self) -> tf.Tensor:
+        """Entries stored, all shards."""
+        return tf.add_n(
+            [table_ops.dynamic_table_size(h).entries for h in self._handles]
+        )
+
+    def evict(self, step) -> tf.Tensor:
+        """Applies `steps_to_live` at `step`; returns how many entries went."""
+        evicted = []
+        for handle in self._handles:
+            with tf.device(handle.device):
+                evicted.append(table_ops.dynamic_table_evict(handle, step))
+        return tf.add_n(evicted)
+
+    def export(self, since=-1) -> table_ops.TableExport:
+        """Every shard's entries and pending counts (`since < 0`), or the
+        entries updated after step `since` and the ids evicted after it;
+        shard after shard, ascending ids within each."""
+        parts = []
+        for handle in self._handles:
+            with tf.device(handle.device):
+                parts.append(
+                    table_ops.dynamic_table_export(
+                        handle, dim=self.dim, slots=self.slots, since=since
+                    )
+                )
+        if len(parts) == 1:
+            return parts[0]
+        fields = {}
+        for key in table_ops.TableExport._fields:
+            axis = 1 if key == "slots" else 0
+            fields[key] = tf.concat([getattr(p, key) for p in parts], axis)
+        return table_ops.TableExport(**fields)
+
+    def restore(self, data: table_ops.TableExport) -> list:
+        """Replaces every shard's content with its ids of `data` (an
+        `export()` of a table with any number of shards)."""
+        ops = []
+        for shard, handle in enumerate(self._handles):
+            with tf.device(handle.device):
+                ops.append(
+                    table_ops.dynamic_table_import(
+                        handle, data, shard=shard, num_shards=self.num_shards
+                    )
+                )
+        return ops
+
+    # Checkpointing (tf.train.Checkpoint, CheckpointManager, and
+    # tf.compat.v1.train.Saver through the saveables of a Trackable).
+    def _serialize_to_tensors(self):
+        data = self.export()
+        return {key: getattr(data, key) for key in _CHECKPOINT_KEYS}
+
+    def _restore_from_tensors(self, restored_tensors):
+        fields = {key: restored_tensors[key] for key in _CHECKPOINT_KEYS}
+        fields["evicted_ids"] = tf.zeros([0], tf.int64)
+        ops = self.restore(table_ops.TableExport(**fields))
+        return tf.group(ops) if not tf.executing_eagerly() else None
