@@ -75,6 +75,7 @@ TRAIN_ONLY = [
         ["--checkpoint-every"],
     ),
     (["--cluster-spec", "{{not json"], ["--cluster-spec", "not JSON"]),
+    (["--cluster-spec", "{tmp}/spec.json"], ["--cluster-spec", "no such file"]),
     (["--cluster-spec", '{{"ps": ["a:1"]}}'], ["--cluster-spec", '"worker"']),
 ]
 SIMULATE_ONLY = [
@@ -140,3 +141,54 @@ def test_the_command_line_exits_2_with_one_line():
         "swap+stale, swap+lbn, swap+stale+lbn, ftrl, ftrl-swap, ftrl-swap+stale, "
         "ftrl-swap+lbn, ftrl-swap+stale+lbn"
     ]
+
+
+# A child whose import system finds no tqdm: the wheel's console script
+# installed without the [train] extra.
+WITHOUT_TQDM = """
+import sys
+sys.modules["tqdm"] = None  # `import tqdm` raises ModuleNotFoundError
+from tf_swap.jobs import {command}
+sys.exit({command}.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["train", "simulate"])
+def test_without_the_train_extra_exits_2_before_writing(command, tmp_path):
+    out = tmp_path / "o"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TQDM.format(command=command),
+         "--periods", "2", "--seeds", "1", "--out", str(out)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "python")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"tf-swap-{command}: error: the jobs need tf_swap's [train] extra "
+        "(missing tqdm): pip install 'tf_swap[train]'"
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("main", [train.main, simulate.main])
+def test_help_shows_every_default(main, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in [
+        "--batch-size BATCH_SIZE per worker step (default:",
+        "--learning-rate LEARNING_RATE every variant's step size (default: 0.05)",
+        "--decay-rate DECAY_RATE SWAP's discount per period",
+        "(default: 0.8)",
+        "--seed SEED first seed (stream, order, init) (default: 0)",
+        "--out OUT output directory (default: out",
+    ]:
+        assert shown in text, shown
+    if main is train.main:
+        for shown in [
+            "--workers WORKERS worker tasks of the local cluster (default: 2)",
+            "--ps PS parameter servers of the local cluster (default: 1)",
+        ]:
+            assert shown in text, shown

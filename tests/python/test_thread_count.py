@@ -23,6 +23,7 @@ SCRIPT = textwrap.dedent(
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     assert tf.config.threading.get_intra_op_parallelism_threads() == threads
+    import tf_swap
     import tf_swap.ops as ops
 
     def digest(*tensors):
@@ -71,6 +72,23 @@ SCRIPT = textwrap.dedent(
             **ftrl)
     digests["ftrl_swap"] = digest(var, accum, linear, power)
 
+    # A dynamic table of 3 shards: Zipf ids (duplicates counted and summed
+    # in the ops), lookups and applies of both rules.
+    for rule, slot_init, apply, rule_hyper in (
+        ("adagrad", (0.1,), ops.dynamic_table_apply_adagrad_swap,
+         dict(hyper, epsilon=1e-7)),
+        ("ftrl", (0.1, 0.0), ops.dynamic_table_apply_ftrl_swap, ftrl),
+    ):
+        table = tf_swap.DynamicTable(8, slot_init=slot_init, num_shards=3,
+                                     min_count=2)
+        rows = []
+        for step in range(1, 6):
+            ids = zipf_rows(100_000) * 7919 - 50_000
+            rows.append(table.lookup(ids, step=step, decay_period=3))
+            table.apply(apply, normal(ids.size, 8), ids, lr=0.05, step=step,
+                        **rule_hyper)
+        digests[f"dynamic_table_{rule}"] = digest(*rows, *table.export())
+
     # 2^20 elements, forward and backward.
     x = tf.constant(3.0 + 2.0 * normal(4096, 256))
     gamma, beta = tf.constant(1.0 + normal(256)), tf.constant(normal(256))
@@ -88,7 +106,13 @@ SCRIPT = textwrap.dedent(
     print(json.dumps(digests))
     """
 )
-OPS = ["adagrad_swap", "ftrl_swap", "local_batch_norm"]
+OPS = [
+    "adagrad_swap",
+    "ftrl_swap",
+    "dynamic_table_adagrad",
+    "dynamic_table_ftrl",
+    "local_batch_norm",
+]
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import sys
@@ -12,9 +13,30 @@ import sys
 from tf_swap.jobs.experiment import Config, InputError
 from tf_swap.jobs.quiet_tensorflow import import_tensorflow
 
+# What the jobs import beyond tf_swap's own dependencies: the wheel's
+# `[train]` extra (AUC, plots, progress), module -> package.
+TRAIN_EXTRA = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "tqdm": "tqdm"}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """`--help` with every flag's default, unless its help already says it
+    or it has none (`None`, an unset switch)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        if "default" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a bad flag reported in one line (exit code 2)."""
+    """argparse, with a bad flag reported in one line (exit code 2) and
+    every default shown in `--help`."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -24,7 +46,23 @@ def parser_for(name: str, description: str, subparsers=None) -> ArgumentParser:
     """The parser of command `name` (a subcommand if `subparsers` given)."""
     if subparsers is None:
         return ArgumentParser(prog=f"tf-swap-{name}", description=description)
-    return subparsers.add_parser(name, description=description)
+    return subparsers.add_parser(
+        name, description=description, formatter_class=HelpFormatter
+    )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # hidden, or a broken install
+        return False
+
+
+def missing_train_extra() -> list[str]:
+    """The packages of the `[train]` extra that are not installed."""
+    return [
+        package for module, package in TRAIN_EXTRA.items() if not _installed(module)
+    ]
 
 
 def add_data_arguments(
@@ -51,9 +89,11 @@ def add_data_arguments(
         "--samples-per-period",
         type=int,
         default=samples_per_period,
-        help="synthetic stream only (default %(default)s)",
+        help="synthetic stream only",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="first seed (stream, order, init)"
+    )
 
 
 def add_config_arguments(parser, defaults: Config, variants_default: str) -> None:
@@ -65,32 +105,51 @@ def add_config_arguments(parser, defaults: Config, variants_default: str) -> Non
         default=variants_default,
         help=(
             f"comma-separated, from {', '.join(VARIANTS)}, optionally NAME@K for "
-            "staleness exponent K (default %(default)s)"
+            "staleness exponent K"
         ),
     )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="per worker step"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="every variant's step size",
+    )
     parser.add_argument(
         "--ftrl-l1",
         type=float,
         default=defaults.ftrl_l1,
         help="L1 strength of FTRL-SWAP on the wide part (ftrl variants)",
     )
-    parser.add_argument("--decay-rate", type=float, default=defaults.decay_rate)
+    parser.add_argument(
+        "--decay-rate",
+        type=float,
+        default=defaults.decay_rate,
+        help="SWAP's discount per period (swap and ftrl-swap variants)",
+    )
     parser.add_argument(
         "--staleness-exponent",
         type=float,
         default=defaults.staleness_exponent,
-        help="k of +stale variants without @K (default %(default)s)",
+        help="k of +stale variants without @K",
     )
-    parser.add_argument("--max-staleness", type=int, default=None)
+    parser.add_argument(
+        "--max-staleness",
+        type=int,
+        default=None,
+        help="drop steps staler than this (+stale variants; default: none)",
+    )
     parser.add_argument(
         "--sync-period",
         type=int,
         default=defaults.sync_period,
-        help="Local BN publish period, in a worker's own steps (default %(default)s)",
+        help="Local BN publish period, in a worker's own steps",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar"
+    )
 
 
 def add_seeds_argument(parser, default: int) -> None:
@@ -101,8 +160,7 @@ def add_seeds_argument(parser, default: int) -> None:
         default=default,
         help=(
             "seeds per variant, --seed, --seed + 1, ... (stream if synthetic, "
-            "batch order, initialisation); >= 2 gives 95%% confidence intervals "
-            "(default %(default)s)"
+            "batch order, initialisation); >= 2 gives 95%% confidence intervals"
         ),
     )
 
@@ -180,6 +238,14 @@ def run_command(parser: ArgumentParser, argv: list[str] | None) -> int:
     stderr for bad input, 130 on Ctrl-C."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parser.parse_args(argv)
+    missing = missing_train_extra()
+    if missing:
+        print(
+            f"{parser.prog}: error: the jobs need tf_swap's [train] extra "
+            f"(missing {', '.join(missing)}): pip install 'tf_swap[train]'",
+            file=sys.stderr,
+        )
+        return 2
     # Before any module imports TensorFlow: the jobs own their process.
     import_tensorflow()
     try:

@@ -278,6 +278,9 @@ def parse_spec(text: str) -> dict[str, list[str]]:
     if os.path.isfile(text):
         with open(text) as f:
             text = f.read()
+    elif not text.lstrip().startswith("{"):
+        # Not JSON text: a file name, and no such file.
+        raise ValueError(f"no such file: {text}")
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as error:

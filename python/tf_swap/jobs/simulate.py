@@ -50,7 +50,7 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         default=DEFAULT_WORKERS,
-        help="comma-separated worker counts (default %(default)s)",
+        help="comma-separated worker counts",
     )
     parser.add_argument("--out", default="out_sim", help="output directory")
     cli.add_config_arguments(parser, d, DEFAULT_VARIANTS)
@@ -73,15 +73,14 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         help=(
             "fixed: --learning-rate for every variant, every period reported; "
             "tuned: each variant's rate chosen from --lr-grid on the first "
-            "quarter of the periods at 1 worker, the rest reported (default "
-            "%(default)s)"
+            "quarter of the periods at 1 worker, the rest reported "
         ),
     )
     cli.add_seeds_argument(parser, default=1)
     parser.add_argument(
         "--lr-grid",
         default=",".join(str(v) for v in LEARNING_RATE_GRID),
-        help="learning rates --protocol tuned chooses from (default %(default)s)",
+        help="learning rates --protocol tuned chooses from",
     )
     parser.set_defaults(func=run)
     return parser

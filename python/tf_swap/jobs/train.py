@@ -41,8 +41,12 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
     """The `train` command's parser (a subcommand if `subparsers` given)."""
     parser = cli.parser_for("train", __doc__.split("\n\n")[0], subparsers)
     cli.add_data_arguments(parser, samples_per_period=8192)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--ps", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker tasks of the local cluster"
+    )
+    parser.add_argument(
+        "--ps", type=int, default=1, help="parameter servers of the local cluster"
+    )
     parser.add_argument(
         "--cluster-spec",
         default=None,
@@ -71,7 +75,7 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         "--max-restarts",
         type=int,
         default=3,
-        help="cluster restarts allowed per variant (default %(default)s)",
+        help="cluster restarts allowed per variant",
     )
     cli.add_seeds_argument(parser, default=DEFAULT_SEEDS)
     parser.set_defaults(func=run)
