@@ -64,6 +64,19 @@ updated for more than steps_to_live steps are evicted (-1: never). Made on
 the first run; later runs (and other ops naming shared_name) find it.
 )doc");
 
+REGISTER_OP("TfSwapDynamicTableSetSlotInit")
+    .Input("table: resource")
+    .Input("slot_init: double")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      return c->WithRank(c->input(1), 1, &unused);
+    })
+    .Doc(R"doc(
+Sets what new entries' slots start at, as the rule training the table says;
+their number (1 or 2) may change only while the table stores no entry.
+)doc");
+
 REGISTER_OP("TfSwapDynamicTableLookup")
     .Input("table: resource")
     .Input("ids: int64")
@@ -300,6 +313,26 @@ class LookupOp : public OpKernel {
   int64_t dim_ = 0;
 };
 
+class SetSlotInitOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+
+  void Compute(OpKernelContext* ctx) override {
+    core::RefCountPtr<DynamicTableResource> table;
+    OP_REQUIRES_OK(ctx, LookupTable(ctx, 0, &table));
+    const Tensor& slot_init = ctx->input(1);
+    OP_REQUIRES(ctx, TensorShapeUtils::IsVector(slot_init.shape()),
+                absl::InvalidArgumentError("slot_init must be a vector"));
+    tf_swap_error error;
+    OP_REQUIRES_OK(
+        ctx, StatusFromRust(tf_swap_table_set_slot_init(
+                                table->table(), slot_init.flat<double>().data(),
+                                static_cast<size_t>(slot_init.NumElements()),
+                                &error),
+                            error));
+  }
+};
+
 class SizeOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
@@ -308,10 +341,7 @@ class SizeOp : public OpKernel {
     core::RefCountPtr<DynamicTableResource> table;
     OP_REQUIRES_OK(ctx, LookupTable(ctx, 0, &table));
     tf_swap_table_stats stats{};
-    tf_swap_error error;
-    OP_REQUIRES_OK(ctx, StatusFromRust(tf_swap_table_size(table->table(),
-                                                          &stats, &error),
-                                       error));
+    OP_REQUIRES_OK(ctx, table->Stats(&stats));
     const size_t values[] = {stats.entries, stats.pending, stats.bytes};
     for (int i = 0; i < 3; ++i) {
       Tensor* out = nullptr;
@@ -353,10 +383,6 @@ class ExportOp : public OpKernel {
     core::RefCountPtr<DynamicTableResource> table;
     OP_REQUIRES_OK(ctx, LookupTable(ctx, 0, &table));
     OP_REQUIRES_OK(ctx, CheckDim(*table, dim_));
-    OP_REQUIRES(ctx, slots_ == static_cast<int64_t>(table->slots()),
-                absl::InvalidArgumentError(absl::StrCat(
-                    "the op expects ", slots_, " slot(s) but the table has ",
-                    table->slots())));
     int64_t since = 0;
     OP_REQUIRES_OK(ctx, ReadInt(ctx, 1, "since", &since));
     tf_swap_table_export* snapshot = nullptr;
@@ -369,6 +395,7 @@ class ExportOp : public OpKernel {
     // Freed on every path out.
     std::unique_ptr<tf_swap_table_export, uint32_t (*)(tf_swap_table_export*)>
         owned(snapshot, tf_swap_table_export_free);
+    OP_REQUIRES_OK(ctx, CheckSlots(slots_, sizes.slots));
     const int64_t n = static_cast<int64_t>(sizes.entries);
     const int64_t pending = static_cast<int64_t>(sizes.pending);
     const TensorShape shapes[] = {
@@ -411,7 +438,9 @@ class ImportOp : public OpKernel {
     const int64_t n = ids.dim_size(0);
     const int64_t pending = pending_ids.dim_size(0);
     const int64_t dim = static_cast<int64_t>(table->dim());
-    const int64_t slots = static_cast<int64_t>(table->slots());
+    tf_swap_table_stats stats{};
+    OP_REQUIRES_OK(ctx, table->Stats(&stats));
+    const int64_t slots = static_cast<int64_t>(stats.slots);
     const std::pair<const char*, TensorShape> expected[] = {
         {"values", TensorShape({n, dim})},
         {"slots", TensorShape({slots, n, dim})},
@@ -455,6 +484,8 @@ REGISTER_KERNEL_BUILDER(Name("TfSwapDynamicTableLookup").Device(DEVICE_CPU),
                         LookupOp<true>);
 REGISTER_KERNEL_BUILDER(Name("TfSwapDynamicTableFind").Device(DEVICE_CPU),
                         LookupOp<false>);
+REGISTER_KERNEL_BUILDER(
+    Name("TfSwapDynamicTableSetSlotInit").Device(DEVICE_CPU), SetSlotInitOp);
 REGISTER_KERNEL_BUILDER(Name("TfSwapDynamicTableSize").Device(DEVICE_CPU),
                         SizeOp);
 REGISTER_KERNEL_BUILDER(Name("TfSwapDynamicTableEvict").Device(DEVICE_CPU),

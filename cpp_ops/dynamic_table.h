@@ -36,15 +36,20 @@ class DynamicTableResource : public ResourceBase {
 
   int64_t MemoryUsed() const override {
     tf_swap_table_stats stats{};
-    tf_swap_error error;
-    if (tf_swap_table_size(table_, &stats, &error) != TF_SWAP_OK) return 0;
-    return static_cast<int64_t>(stats.bytes);
+    return Stats(&stats).ok() ? static_cast<int64_t>(stats.bytes) : 0;
   }
 
   const tf_swap_table* table() const { return table_; }
+  // As made (the slots' initial values may change since, see
+  // TfSwapDynamicTableSetSlotInit).
   const tf_swap_table_config& config() const { return config_; }
   size_t dim() const { return config_.dim; }
-  size_t slots() const { return config_.slots; }
+
+  // The table's stats now: its slot count, entries, pending ids, bytes.
+  absl::Status Stats(tf_swap_table_stats* stats) const {
+    tf_swap_error error;
+    return StatusFromRust(tf_swap_table_size(table_, stats, &error), error);
+  }
 
  private:
   tf_swap_table* const table_;
@@ -64,6 +69,13 @@ inline absl::Status CheckDim(const DynamicTableResource& table, int64_t dim) {
   if (dim == static_cast<int64_t>(table.dim())) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "the op expects rows of ", dim, " but the table's dim is ", table.dim()));
+}
+
+// Fails unless the op's `slots_count` attr is the table's slot count now.
+inline absl::Status CheckSlots(int64_t expected, size_t slots) {
+  if (expected == static_cast<int64_t>(slots)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the op expects ", expected, " slot(s) but the table has ", slots));
 }
 
 // Runs `apply(begin, end, error)` on blocks of the table's stripes in

@@ -55,10 +55,6 @@ class TableApplyOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ReadInt(ctx, kScalars.discount, "step", &step));
     core::RefCountPtr<DynamicTableResource> table;
     OP_REQUIRES_OK(ctx, LookupTable(ctx, 0, &table));
-    OP_REQUIRES(ctx, table->slots() == static_cast<size_t>(Rule::kSlots),
-                absl::InvalidArgumentError(absl::StrCat(
-                    "this rule trains tables of ", Rule::kSlots,
-                    " slot(s); the table has ", table->slots())));
     const Tensor& grad = ctx->input(1);
     const Tensor& ids = ctx->input(2);
     const int64_t dim = static_cast<int64_t>(table->dim());

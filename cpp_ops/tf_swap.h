@@ -360,6 +360,7 @@ typedef struct tf_swap_table_config {
 } tf_swap_table_config;
 
 typedef struct tf_swap_table_stats {
+  size_t slots;
   size_t entries;
   size_t pending;
   size_t bytes;
@@ -369,6 +370,7 @@ typedef struct tf_swap_table_stats {
  * entries; values entries * dim; slots slots * entries * dim (slot-major);
  * the pending_* arrays pending; evicted_ids evicted. */
 typedef struct tf_swap_table_export_sizes {
+  size_t slots;
   size_t entries;
   size_t pending;
   size_t evicted;
@@ -380,6 +382,11 @@ uint32_t tf_swap_table_new_f32(tf_swap_table **table,
 /* NULL: nothing. No call may use the table any more. */
 uint32_t tf_swap_table_free(tf_swap_table *table);
 uint32_t tf_swap_table_stripes(size_t *stripes);
+/* What new entries' slots start at, as the rule training the table says;
+ * their number (1 or 2) may change only while the table stores no entry. */
+uint32_t tf_swap_table_set_slot_init(const tf_swap_table *table,
+                                     const double *slot_init, size_t slots,
+                                     tf_swap_error *error);
 
 /* A training lookup is admit (counts the ids, stores those reaching
  * min_count with power = step / decay_period, last_step = step) then

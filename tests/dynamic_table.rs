@@ -190,6 +190,7 @@ impl Table {
 
     fn size(&self) -> TfSwapTableStats {
         let mut stats = TfSwapTableStats {
+            slots: 0,
             entries: 0,
             pending: 0,
             bytes: 0,
@@ -203,6 +204,7 @@ impl Table {
     fn export(&self, since: i64, dim: usize, slots: usize) -> Export {
         let mut snapshot = std::ptr::null_mut();
         let mut sizes = TfSwapTableExportSizes {
+            slots: 0,
             entries: 0,
             pending: 0,
             evicted: 0,
@@ -786,7 +788,7 @@ fn refused_calls_change_nothing() {
         assert_eq!(table.apply(&r, &[9, 5], &[1.0; 6], 9, &all), 12);
         assert_eq!(table.apply(&r, &[5, 5], &[1.0; 6], 9, &all), 12);
         // The other rule's slot count.
-        assert_eq!(table.apply(&other, &[5], &[1.0; 3], 9, &all), 4);
+        assert_eq!(table.apply(&other, &[5], &[1.0; 3], 9, &all), 6);
         // Stripe ranges outside the table, step 0, negative periods.
         assert_eq!(table.apply(&r, &[5], &[1.0; 3], 9, &[(3, 65)]), 8);
         assert_eq!(table.apply(&r, &[5], &[1.0; 3], 9, &[(4, 2)]), 8);
@@ -945,4 +947,33 @@ fn memory_per_entry_stays_within_one_and_a_half_payloads() {
             "dim {dim}: {per_entry:.1} bytes per entry, payload {payload}"
         );
     }
+}
+
+#[test]
+fn slot_layout_changes_only_while_empty() {
+    let config = table_config(2, false, 1, -1, 0);
+    let table = Table::new(&config).unwrap();
+    let set = |values: &[f64]| {
+        // SAFETY: live table and slice.
+        unsafe {
+            tf_swap_table_set_slot_init(
+                table.0,
+                values.as_ptr(),
+                values.len(),
+                std::ptr::null_mut(),
+            )
+        }
+    };
+    assert_eq!(set(&[0.5, 0.0]), 0, "an empty table takes FTRL's two slots");
+    assert_eq!(table.size().slots, 2);
+    assert_eq!(table.admit(&[3], 1, DECAY_PERIOD, &stripe_ranges(&[])), 0);
+    assert_eq!(table.export(-1, 2, 2).slots, vec![0.5, 0.5, 0.0, 0.0]);
+    assert_eq!(set(&[0.1]), 6, "not with an entry stored");
+    assert_eq!(set(&[0.25, 0.0]), 0, "new values for new entries");
+    assert_eq!(set(&[0.25, f64::NAN]), 6);
+    assert_eq!(set(&[]), 6);
+    assert_eq!(table.admit(&[4], 2, DECAY_PERIOD, &stripe_ranges(&[])), 0);
+    let e = table.export(-1, 2, 2);
+    assert_eq!(e.ids, vec![3, 4]);
+    assert_eq!(e.slots, vec![0.5, 0.5, 0.25, 0.25, 0.0, 0.0, 0.0, 0.0]);
 }

@@ -76,6 +76,27 @@ def _whole(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def check_arguments(
+    dim, slot_init, initializer, seed, min_count, steps_to_live, num_shards
+) -> dict:
+    """`DynamicTable`'s arguments checked (`ValueError` naming the first
+    bad one) and normalized, as its attributes hold them."""
+    slot_init = tuple(float(v) for v in slot_init)
+    if len(slot_init) not in (1, 2):
+        raise ValueError(f"slot_init must hold 1 or 2 values, got {slot_init!r}")
+    return dict(
+        dim=_whole("dim", dim, 1),
+        slot_init=slot_init,
+        initializer=_initializer_code(initializer),
+        seed=0 if seed is None else _whole("seed", seed, 0),
+        min_count=_whole("min_count", min_count, 1),
+        steps_to_live=(
+            None if steps_to_live is None else _whole("steps_to_live", steps_to_live, 0)
+        ),
+        num_shards=None if num_shards is None else _whole("num_shards", num_shards, 1),
+    )
+
+
 def _default_devices(num_shards: int | None) -> tuple[int, list]:
     """Shard count and devices: the strategy's parameter servers under
     `ParameterServerStrategy`, else the current device."""
@@ -134,18 +155,15 @@ class DynamicTable(tf.Module):
         name: str | None = None,
     ):
         super().__init__(name=name or "dynamic_table")
-        self.dim = _whole("dim", dim, 1)
-        self.slot_init = tuple(float(v) for v in slot_init)
-        if len(self.slot_init) not in (1, 2):
-            raise ValueError(f"slot_init must hold 1 or 2 values, got {slot_init!r}")
-        self.initializer = _initializer_code(initializer)
-        self.seed = 0 if seed is None else _whole("seed", seed, 0)
-        self.min_count = _whole("min_count", min_count, 1)
-        self.steps_to_live = (
-            None if steps_to_live is None else _whole("steps_to_live", steps_to_live, 0)
+        checked = check_arguments(
+            dim, slot_init, initializer, seed, min_count, steps_to_live, num_shards
         )
-        if num_shards is not None:
-            _whole("num_shards", num_shards, 1)
+        self.dim = checked["dim"]
+        self.slot_init = checked["slot_init"]
+        self.initializer = checked["initializer"]
+        self.seed = checked["seed"]
+        self.min_count = checked["min_count"]
+        self.steps_to_live = checked["steps_to_live"]
         if devices is not None:
             if num_shards is not None and len(devices) != num_shards:
                 raise ValueError(
@@ -182,6 +200,18 @@ class DynamicTable(tf.Module):
             steps_to_live=-1 if self.steps_to_live is None else self.steps_to_live,
             shared_name=shared_name,
         )
+
+    def set_slot_init(self, slot_init: tuple) -> None:
+        """Sets what new entries' slots start at (as the rule that trains the
+        table says); their number may change only while no entry is
+        stored (`InvalidArgumentError` otherwise, nothing changed)."""
+        values = check_arguments(self.dim, slot_init, "zeros", None, 1, None, None)[
+            "slot_init"
+        ]
+        for handle in self._handles:
+            with tf.device(handle.device):
+                table_ops.dynamic_table_set_slot_init(handle, values)
+        self.slot_init = values
 
     @property
     def slots(self) -> int:

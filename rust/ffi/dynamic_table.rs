@@ -48,10 +48,12 @@ pub struct TfSwapTableConfig {
     pub steps_to_live: i64,
 }
 
-/// How many ids a table holds.
+/// How many ids a table holds, and its layout now.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TfSwapTableStats {
+    /// Slots per entry.
+    pub slots: usize,
     /// Stored entries.
     pub entries: usize,
     /// Ids counted but not admitted yet.
@@ -64,6 +66,8 @@ pub struct TfSwapTableStats {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TfSwapTableExportSizes {
+    /// Slots per entry.
+    pub slots: usize,
     /// Entries (`values` holds entries * dim, `slots` slots * entries * dim).
     pub entries: usize,
     /// Ids counted but not admitted (full export only).
@@ -145,6 +149,39 @@ pub unsafe extern "C" fn tf_swap_table_free(table: *mut TfSwapTable) -> u32 {
         drop(unsafe { Box::from_raw(table) });
     }
     0
+}
+
+/// # Safety
+/// As [`tf_swap_table_set_slot_init`].
+unsafe fn set_slot_init(
+    table: *const TfSwapTable,
+    slot_init: *const f64,
+    slots: usize,
+) -> Result<(), FfiError> {
+    // SAFETY: forwarded.
+    let table = unsafe { table_ref(table) }?;
+    region("slot_init", slot_init, slots)?;
+    // SAFETY: checked above; `slots` readable elements by the contract.
+    let values = unsafe { slice(slot_init, slots) };
+    Ok(table.set_slot_init(values)?)
+}
+
+/// Sets the initial values of new entries' slots (1 or 2 of them, as the
+/// rule training the table has); their number may change only while the
+/// table stores no entry.
+///
+/// # Safety
+/// `table` is NULL or live; `slot_init` holds `slots` readable elements
+/// (NULL only when 0); `error` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tf_swap_table_set_slot_init(
+    table: *const TfSwapTable,
+    slot_init: *const f64,
+    slots: usize,
+    error: *mut TfSwapError,
+) -> u32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { run(error, || set_slot_init(table, slot_init, slots)) }
 }
 
 /// The number of stripes of every table (`stripe_end` is at most this).
@@ -378,8 +415,10 @@ pub unsafe extern "C" fn tf_swap_table_ftrl_swap_f32(
 /// As [`tf_swap_table_size`].
 unsafe fn size(table: *const TfSwapTable, size: *mut TfSwapTableStats) -> Result<(), FfiError> {
     // SAFETY: forwarded.
-    let got = unsafe { table_ref(table) }?.size();
+    let table = unsafe { table_ref(table) }?;
+    let (got, table_slots) = (table.size(), table.slots());
     let value = TfSwapTableStats {
+        slots: table_slots,
         entries: got.entries,
         pending: got.pending,
         bytes: got.bytes,
@@ -451,6 +490,7 @@ unsafe fn export_begin(
     }
     let export = table.export((since >= 0).then_some(since));
     let value = TfSwapTableExportSizes {
+        slots: table.slots(),
         entries: export.ids.len(),
         pending: export.pending_ids.len(),
         evicted: export.evicted_ids.len(),
@@ -625,7 +665,7 @@ unsafe fn import(
     let table = unsafe { table_ref(table) }?;
     let (n, pending) = (from.n, from.pending);
     let rows = elements(n, table.config().dim)?;
-    let slot_len = elements(rows, table.config().slot_init.len())?;
+    let slot_len = elements(rows, table.slots())?;
     for (what, ptr, len) in [
         ("ids", from.ids, n),
         ("power", from.power, n),

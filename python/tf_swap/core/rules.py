@@ -84,6 +84,20 @@ class UpdateRule(abc.ABC):
             The op (graph mode), `None` eagerly.
         """
 
+    @property
+    def slot_init(self) -> tuple[float, ...]:
+        """Each slot's initial value, in `slots` order (what a dynamic
+        table's new entries start with)."""
+        return tuple(spec.initial_value for spec in self.slots)
+
+    @abc.abstractmethod
+    def update_table(
+        self, table, gradient, ids, step, rate, scale, constants, settings
+    ):
+        """Runs the rule's table op on the entries of `ids` of a
+        `tf_swap.DynamicTable`, gradient rows `gradient`; other arguments
+        as in `update`. Returns the ops (graph mode)."""
+
 
 class AdagradSwapRule(UpdateRule):
     """Adagrad-SWAP (SPEC section 1): one `accumulator` slot.
@@ -156,6 +170,20 @@ class AdagradSwapRule(UpdateRule):
             )
         return ops.resource_sparse_apply_adagrad_swap(
             variable, accumulator, power, rate, gradient, indices, step, **kwargs
+        )
+
+    def update_table(
+        self, table, gradient, ids, step, rate, scale, constants, settings
+    ):
+        return table.apply(
+            ops.dynamic_table_apply_adagrad_swap,
+            gradient,
+            ids,
+            lr=rate,
+            step=step,
+            decay_mode=settings.decay_mode,
+            epsilon_placement=self.epsilon_placement,
+            **constants,
         )
 
 
@@ -271,4 +299,18 @@ class FtrlSwapRule(UpdateRule):
             rate,
             step=step,
             **kwargs,
+        )
+
+    def update_table(
+        self, table, gradient, ids, step, rate, scale, constants, settings
+    ):
+        return table.apply(
+            ops.dynamic_table_apply_ftrl_swap,
+            gradient,
+            ids,
+            lr=rate,
+            step=step,
+            staleness_scale=scale,
+            decay_mode=settings.decay_mode,
+            **constants,
         )

@@ -169,6 +169,33 @@ class SwapCore:
                 self.settings,
             )
 
+        return self._guarded(state, run)
+
+    def update_table(self, state: ApplyState, table, gradient, learning_rate_value):
+        """One rule update of the entries of a `tf_swap.DynamicTable`:
+        `gradient` is a `tf.IndexedSlices` whose indices are the ids (its
+        float32 rows are cast, as a Keras front end casts). A dropped step
+        writes nothing. Returns the op (graph mode), `None` eagerly."""
+        rate, scale, constants = self._per_dtype(state, learning_rate_value, tf.float32)
+        values = tf.cast(gradient.values, tf.float32)
+
+        def run():
+            ops = self.rule.update_table(
+                table,
+                values,
+                gradient.indices,
+                state.step,
+                rate,
+                scale,
+                constants,
+                self.settings,
+            )
+            return None if tf.executing_eagerly() else tf.group(ops)
+
+        return self._guarded(state, run)
+
+    def _guarded(self, state: ApplyState, run):
+        """`run()`, unless this step is dropped for its staleness."""
         if state.staleness is None or self.settings.max_staleness is None:
             op = run()
         else:

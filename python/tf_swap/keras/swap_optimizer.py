@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from tf_swap.core import SwapCore, SwapSettings, UpdateRule
+from tf_swap.dynamic_embedding_layer import table_layer_of
 
 # The arguments of Keras 3's optimizer base class, as every Keras optimizer
 # documents them.
@@ -118,6 +119,18 @@ class SwapOptimizer(keras.optimizers.Optimizer):
             return tf.constant(0, tf.int64)
         return self._dropped_updates
 
+    @property
+    def decay_period(self) -> int:
+        """Steps per SWAP period (a `DynamicEmbedding` stamps new entries
+        with it)."""
+        return self._core.settings.decay_period
+
+    @property
+    def table_slot_init(self) -> tuple:
+        """The rule's initial slot values, which a dynamic table's new
+        entries start with."""
+        return self._core.rule.slot_init
+
     def read_step(self):
         """Reads `swap_step` as this training step's `t_read`.
 
@@ -148,6 +161,10 @@ class SwapOptimizer(keras.optimizers.Optimizer):
             self._dropped_updates = self.add_variable(
                 shape=(), initializer="zeros", dtype="int64", name="dropped_updates"
             )
+        for variable in var_list:
+            layer = table_layer_of(variable)
+            if layer is not None:
+                layer.attach(self)
 
     def _add_power(self, variable):
         """One int64 per row of `variable`, placed with it, named as Keras
@@ -192,6 +209,11 @@ class SwapOptimizer(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """Update step given gradient and the associated model variable."""
+        layer = table_layer_of(variable)
+        if layer is not None:  # a DynamicEmbedding's gradient slot
+            self._core.update_table(self._state, layer.table, gradient, learning_rate)
+            layer.trained(self._state.step)
+            return
         index = self._get_variable_index(variable)
         self._core.update(
             self._state,

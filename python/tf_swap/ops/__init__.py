@@ -20,6 +20,7 @@ from tf_swap.ops.dynamic_tables import (
     dynamic_table_find,
     dynamic_table_import,
     dynamic_table_lookup,
+    dynamic_table_set_slot_init,
     dynamic_table_size,
 )
 from tf_swap.ops.ftrl_swap import (
@@ -41,6 +42,7 @@ __all__ = [
     "dynamic_table_find",
     "dynamic_table_import",
     "dynamic_table_lookup",
+    "dynamic_table_set_slot_init",
     "dynamic_table_size",
     "load_library",
     "local_batch_norm",

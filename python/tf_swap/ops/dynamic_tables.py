@@ -90,6 +90,16 @@ def dynamic_table(
     )
 
 
+def dynamic_table_set_slot_init(table, slot_init, name=None):
+    """Sets what new entries' slots start at (the rule training the table
+    decides); their number may change only while no entry is stored."""
+    return _ops.library().tf_swap_dynamic_table_set_slot_init(
+        table=table,
+        slot_init=tf.constant([float(v) for v in slot_init], tf.float64),
+        name=name,
+    )
+
+
 def dynamic_table_lookup(table, ids, *, dim, step, decay_period, name=None):
     """A training lookup: counts each id (`min_count` admission), stores the
     ids admitted (`power = step // decay_period`) and returns their rows,

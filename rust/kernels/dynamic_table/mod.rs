@@ -44,7 +44,8 @@ pub struct TableConfig {
     /// Row width, `>= 1`.
     pub dim: usize,
     /// The initial value of each slot of the update rule (1 for
-    /// Adagrad-SWAP's accumulator, 2 for FTRL-SWAP's `n` and `z`).
+    /// Adagrad-SWAP's accumulator, 2 for FTRL-SWAP's `n` and `z`); see
+    /// [`DynamicTable::set_slot_init`].
     pub slot_init: Vec<f64>,
     /// A new row's distribution.
     pub init: RowInit,
@@ -139,7 +140,8 @@ impl<T> TableExport<T> {
 /// A dynamic embedding table of `T` rows.
 pub struct DynamicTable<T> {
     config: TableConfig,
-    slot_init: Vec<T>,
+    /// Each stripe holds the slots' initial values it fills new entries
+    /// with (they change only with every stripe locked).
     stripes: Vec<Mutex<Stripe<T>>>,
 }
 
@@ -177,6 +179,20 @@ fn by_stripe(ids: &[i64], range: &Range<usize>) -> (Vec<usize>, Vec<u32>) {
     (starts, positions)
 }
 
+fn check_slot_init(slot_init: &[f64]) -> Result<(), KernelError> {
+    let slots = slot_init.len();
+    require(
+        "slots",
+        slots as f64,
+        (1..=2).contains(&slots),
+        "1 (Adagrad-SWAP) or 2 (FTRL-SWAP)",
+    )?;
+    for &value in slot_init {
+        require("slot_init", value, value.is_finite(), "finite")?;
+    }
+    Ok(())
+}
+
 fn check_step(step: i64) -> Result<(), KernelError> {
     require("step", step as f64, step >= 1, ">= 1")
 }
@@ -185,16 +201,7 @@ impl<T: Real> DynamicTable<T> {
     /// An empty table; fails when a setting is outside its domain.
     pub fn new(config: TableConfig) -> Result<Self, KernelError> {
         require("dim", config.dim as f64, config.dim >= 1, ">= 1")?;
-        let slots = config.slot_init.len();
-        require(
-            "slots",
-            slots as f64,
-            (1..=2).contains(&slots),
-            "1 (Adagrad-SWAP) or 2 (FTRL-SWAP)",
-        )?;
-        for &value in &config.slot_init {
-            require("slot_init", value, value.is_finite(), "finite")?;
-        }
+        check_slot_init(&config.slot_init)?;
         require(
             "min_count",
             config.min_count as f64,
@@ -204,19 +211,44 @@ impl<T: Real> DynamicTable<T> {
         if let Some(ttl) = config.steps_to_live {
             require("steps_to_live", ttl as f64, ttl >= 0, ">= 0")?;
         }
-        let stride = config.dim * (1 + slots);
+        let slot_init: Vec<T> = config.slot_init.iter().map(|&v| T::from_f64(v)).collect();
         Ok(Self {
-            slot_init: config.slot_init.iter().map(|&v| T::from_f64(v)).collect(),
             stripes: (0..STRIPES)
-                .map(|_| Mutex::new(Stripe::new(stride)))
+                .map(|_| Mutex::new(Stripe::new(config.dim, slot_init.clone())))
                 .collect(),
             config,
         })
     }
 
-    /// The table's settings.
+    /// The table's settings (`slot_init` as it was made).
     pub fn config(&self) -> &TableConfig {
         &self.config
+    }
+
+    /// Slots per entry now.
+    pub fn slots(&self) -> usize {
+        self.lock(0).slot_init.len()
+    }
+
+    /// Sets the slots' initial values (what new entries start with): the
+    /// rule that trains the table decides them. Their number may change
+    /// only while no entry is stored.
+    pub fn set_slot_init(&self, slot_init: &[f64]) -> Result<(), KernelError> {
+        check_slot_init(slot_init)?;
+        let mut stripes: Vec<_> = (0..STRIPES).map(|s| self.lock(s)).collect();
+        let now = stripes[0].slot_init.len();
+        if slot_init.len() != now && stripes.iter().any(|stripe| stripe.len() > 0) {
+            return Err(KernelError::InvalidHyperParameter {
+                name: "slot_init",
+                value: slot_init.len() as f64,
+                domain: "of the table's slot count while it holds entries",
+            });
+        }
+        let values: Vec<T> = slot_init.iter().map(|&v| T::from_f64(v)).collect();
+        for stripe in &mut stripes {
+            stripe.set_slot_init(values.clone());
+        }
+        Ok(())
     }
 
     /// A stripe's lock. A panic while it was held (a bug: inputs are checked
@@ -240,11 +272,11 @@ impl<T: Real> DynamicTable<T> {
     }
 
     /// Writes a new entry's values: its row, then each slot's initial value.
-    fn fill_new(&self, id: i64, values: &mut [T]) {
+    fn fill_new(&self, id: i64, slot_init: &[T], values: &mut [T]) {
         let dim = self.config.dim;
         let (row, slots) = values.split_at_mut(dim);
         self.config.init.fill(self.config.seed, id, row);
-        for (slot, &initial) in slots.chunks_exact_mut(dim).zip(&self.slot_init) {
+        for (slot, &initial) in slots.chunks_exact_mut(dim).zip(slot_init) {
             slot.fill(initial);
         }
     }
@@ -293,7 +325,8 @@ impl<T: Real> DynamicTable<T> {
                     count,
                     last_step: step,
                 };
-                stripe.insert(meta, |values| self.fill_new(id, values));
+                let slot_init = stripe.slot_init.clone();
+                stripe.insert(meta, |values| self.fill_new(id, &slot_init, values));
             }
         }
         Ok(())
@@ -337,7 +370,13 @@ impl<T: Real> DynamicTable<T> {
     ) -> Result<(), KernelError> {
         self.check_stripes(&stripes)?;
         check_step(step)?;
-        expect_len("slots", N, self.slot_init.len())?;
+        let slots = self.slots();
+        require(
+            "slots",
+            N as f64,
+            N == slots,
+            "the table's slot count (a table trained by another rule)",
+        )?;
         let dim = self.config.dim;
         expect_len("grad", grad.len(), ids.len().saturating_mul(dim))?;
         if let Some(pair) = ids.windows(2).find(|pair| pair[0] >= pair[1]) {
@@ -425,7 +464,7 @@ impl<T: Real> DynamicTable<T> {
     /// serving delta), in ascending id order.
     pub fn export(&self, since: Option<i64>) -> TableExport<T> {
         let dim = self.config.dim;
-        let slots = self.slot_init.len();
+        let slots = self.slots();
         let mut entries: Vec<(i64, Vec<T>, EntryMeta)> = Vec::new();
         let mut pending: Vec<(i64, Pending)> = Vec::new();
         let mut evicted: Vec<i64> = Vec::new();
@@ -503,7 +542,7 @@ impl<T: Real> DynamicTable<T> {
             "in [0, num_shards)",
         )?;
         expect_len("values", data.values.len(), n.saturating_mul(dim))?;
-        let slot_elements = n.saturating_mul(dim).saturating_mul(self.slot_init.len());
+        let slot_elements = n.saturating_mul(dim).saturating_mul(self.slots());
         expect_len("slots", data.slots.len(), slot_elements)?;
         expect_len("power", data.power.len(), n)?;
         expect_len("count", data.count.len(), n)?;

@@ -65,6 +65,9 @@ struct Chunk<T> {
 
 /// The entries of one stripe.
 pub(crate) struct Stripe<T> {
+    dim: usize,
+    /// What a new entry's slots start at (their number sets the stride).
+    pub(crate) slot_init: Vec<T>,
     /// Elements per entry: the row and each slot.
     stride: usize,
     chunks: Vec<Chunk<T>>,
@@ -77,9 +80,11 @@ pub(crate) struct Stripe<T> {
 }
 
 impl<T: Real> Stripe<T> {
-    pub(crate) fn new(stride: usize) -> Self {
+    pub(crate) fn new(dim: usize, slot_init: Vec<T>) -> Self {
         Self {
-            stride,
+            dim,
+            stride: dim * (1 + slot_init.len()),
+            slot_init,
             chunks: Vec::new(),
             len: 0,
             positions: IdMap::default(),
@@ -168,7 +173,15 @@ impl<T: Real> Stripe<T> {
 
     /// Removes every entry, count and eviction record.
     pub(crate) fn clear(&mut self) {
-        *self = Self::new(self.stride);
+        *self = Self::new(self.dim, std::mem::take(&mut self.slot_init));
+    }
+
+    /// New slots' initial values; their number may change only while the
+    /// stripe is empty (the caller checks).
+    pub(crate) fn set_slot_init(&mut self, slot_init: Vec<T>) {
+        debug_assert!(self.len == 0 || slot_init.len() == self.slot_init.len());
+        self.stride = self.dim * (1 + slot_init.len());
+        self.slot_init = slot_init;
     }
 
     /// Bytes held, counting the hash maps' buckets and the chunks' slack.
