@@ -135,6 +135,7 @@ $(WHEEL_VENV)/.installed: requirements.txt
 bench: build
 	$(PYENV) $(PY) benchmarks/bench_adagrad_swap.py
 	$(PYENV) $(PY) benchmarks/bench_ftrl_swap.py
+	$(PYENV) $(PY) benchmarks/bench_dynamic_embedding.py
 	$(PYENV) $(PY) benchmarks/bench_local_batch_norm.py
 	$(PYENV) $(PY) benchmarks/bench_train_step.py
 	$(PYENV) $(PY) benchmarks/bench_simulate.py

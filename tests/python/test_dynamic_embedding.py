@@ -5,12 +5,15 @@ dynamic table trains to the same weights as the same model with a
 admission, eviction and inference lookups through the layer; a stock
 optimizer refused with a message naming tf_swap's; the table saved and
 restored by `model.save` / `load_model`, weights files and
-`tf.train.Checkpoint` (into another shard count)."""
+`tf.train.Checkpoint` (into another shard count); the exported model
+served where tf_swap cannot be imported; full export plus deltas equal to
+the table."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving import serve_in_clean_process, tf_swap_ops
 
 import tf_swap
 
@@ -168,3 +171,48 @@ def test_config_round_trip():
     assert clone.get_config() == config
     with pytest.raises(ValueError, match="min_count"):
         tf_swap.keras.DynamicEmbedding(8, min_count=-1)
+
+
+def test_export_for_serving_runs_the_table_on_stock_tensorflow(tmp_path):
+    inputs = keras.Input((3,), dtype="int64", name="ids")
+    layer = tf_swap.keras.DynamicEmbedding(DIM, name="emb", num_shards=2)
+    hidden = keras.layers.Flatten()(layer(inputs))
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="click")(hidden)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer("adagrad"), "binary_crossentropy")
+    model.fit(IDS, LABELS, batch_size=64, verbose=0)
+    unknown = np.array([[7_777_777, -7_777_777, 3]], np.int64)
+    test = np.concatenate([IDS[:16], unknown])
+    want = model.predict(test, verbose=0)
+    tf_swap.keras.export_for_serving(model, str(tmp_path / "serving"))
+    served, ops = serve_in_clean_process(tmp_path / "serving", {"ids": test})
+    assert not tf_swap_ops(ops), tf_swap_ops(ops)
+    np.testing.assert_allclose(served["click"], want, atol=1e-6)
+
+
+def test_full_export_plus_deltas_is_the_table(tmp_path):
+    layer = tf_swap.keras.DynamicEmbedding(DIM, steps_to_live=3, name="emb")
+    model = model_with(layer)
+    model.compile(optimizer("adagrad"), "binary_crossentropy")
+    full = layer.export_delta(-1)
+    serving = {
+        int(i): r for i, r in zip(full.ids.numpy(), full.values.numpy(), strict=True)
+    }
+    since = 0
+    for push in range(4):
+        part = slice(64 * push, 64 * push + 64)
+        model.fit(IDS[part], LABELS[part], batch_size=16, verbose=0)
+        layer.evict()
+        step = int(layer.next_step.numpy()) - 1
+        path = tmp_path / f"delta{push}.npz"
+        layer.export_delta(since, path=str(path))
+        delta = np.load(path)
+        for i, row in zip(delta["ids"], delta["values"], strict=True):
+            serving[int(i)] = row
+        for i in delta["evicted_ids"]:
+            serving.pop(int(i), None)
+        since = step
+        now = layer.export_delta(-1)
+        assert sorted(serving) == sorted(now.ids.numpy().tolist())
+        for i, row in zip(now.ids.numpy(), now.values.numpy(), strict=True):
+            np.testing.assert_array_equal(serving[int(i)], row)

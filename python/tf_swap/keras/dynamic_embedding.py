@@ -163,10 +163,28 @@ class DynamicEmbedding(keras.layers.Layer):
         step); returns how many entries went."""
         return int(self.table.evict(self.next_step.value if step is None else step))
 
-    def export_delta(self, since_step: int) -> table_ops.TableExport:
+    def export_delta(self, since_step: int, path: str | None = None):
         """The entries updated after `since_step` and the ids evicted after
-        it (`since_step < 0`: every entry)."""
-        return self.table.export(since_step)
+        it (`since_step < 0`: every entry), for pushing to a serving copy:
+        a full export followed by every delta, in order, is the table.
+
+        Args:
+            since_step: The step of the previous push.
+            path: If given, also writes `ids`, `values` and `evicted_ids`
+                to this `.npz` file.
+
+        Returns:
+            A `tf_swap.ops.TableExport`.
+        """
+        data = self.table.export(since_step)
+        if path is not None:
+            np.savez(
+                path,
+                ids=data.ids.numpy(),
+                values=data.values.numpy(),
+                evicted_ids=data.evicted_ids.numpy(),
+            )
+        return data
 
     # Keras weights files (.weights.h5, .keras): the table's tensors.
     def save_own_variables(self, store):

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_swap.keras.dynamic_embedding import DynamicEmbedding
+from tf_swap.keras.serving_table import ServingTable
 from tf_swap.local_batch_norm_layer import LOCAL_WEIGHTS, LocalBatchNormalizationBase
 
 
@@ -26,6 +28,15 @@ def serving_weights(layer) -> list[np.ndarray]:
     ]
 
 
+def _serving_layer(layer):
+    """`layer` rebuilt for the serving copy: a `DynamicEmbedding` as a
+    `ServingTable` of its entries, others from their config."""
+    if isinstance(layer, DynamicEmbedding):
+        data = layer.table.export()
+        return ServingTable(data.ids.numpy(), data.values.numpy(), name=layer.name)
+    return layer.__class__.from_config(layer.get_config())
+
+
 def export_for_serving(model: keras.Model, path: str, verbose: bool = False) -> None:
     """Writes `model` as a SavedModel that serves on stock TensorFlow.
 
@@ -36,8 +47,9 @@ def export_for_serving(model: keras.Model, path: str, verbose: bool = False) -> 
     `serving_default` maps the model's inputs (by their names) to its
     outputs (by the names of the layers that make them) with inference
     in stock TensorFlow ops (Local BN normalizes with the shared
-    statistics), so TF Serving or `tf.saved_model.load` runs it where
-    tf_swap is not installed.
+    statistics; a `DynamicEmbedding` is a stock `tf.lookup` hash table from
+    id to row and a gather, zeros for unknown ids), so TF Serving or
+    `tf.saved_model.load` runs it where tf_swap is not installed.
 
     Args:
         model: A built Keras 3 model.
@@ -49,8 +61,10 @@ def export_for_serving(model: keras.Model, path: str, verbose: bool = False) -> 
             "export_for_serving copies the model outside any distribution "
             "strategy: call it outside `strategy.scope()`"
         )
-    copy = keras.models.clone_model(model)
+    copy = keras.models.clone_model(model, clone_function=_serving_layer)
     for source, target in zip(model.layers, copy.layers, strict=True):
+        if isinstance(source, DynamicEmbedding):
+            continue  # its rows are the ServingTable's
         weights = serving_weights(source)
         if weights:
             target.set_weights(weights)
