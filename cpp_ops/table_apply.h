@@ -1,8 +1,7 @@
 // The kernel of every rule's dynamic-table apply (Adagrad-SWAP, FTRL-SWAP
 // on a TfSwapDynamicTable): the rule's scalar inputs checked once into a
-// plan by Rust, the gradient rows of repeated ids summed first (Rust, in
-// order of position; the sum's ascending ids are what the table apply
-// takes), then the Rust apply on blocks of the table's stripes. Entries of
+// plan by Rust, then the Rust apply on blocks of the table's stripes (which
+// sums the rows of repeated ids first, in order of position). Entries of
 // ids not stored (not admitted, or evicted) are skipped. Inputs: table,
 // grad [n, dim], ids [n], the rule's hyper-parameters, then step,
 // decay_rate, decay_period, accumulator_floor, as in the rule's sparse op.
@@ -69,30 +68,15 @@ class TableApplyOp : public OpKernel {
                     " ids into rows of ", dim, ", got ",
                     grad.shape().DebugString())));
     if (n == 0) return;
-    Tensor unique_ids, summed_grad;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_INT64, TensorShape({n}),
-                                           &unique_ids));
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(DT_FLOAT, TensorShape({n, dim}),
-                                           &summed_grad));
-    size_t unique_count = 0;
-    tf_swap_error error;
-    const int64_t* unique_data = unique_ids.flat<int64_t>().data();
-    const float* summed_data = summed_grad.flat<float>().data();
+    const int64_t* id_data = ids.flat<int64_t>().data();
+    const float* grad_data = grad.flat<float>().data();
+    const size_t count = static_cast<size_t>(n);
     OP_REQUIRES_OK(
-        ctx, StatusFromRust(
-                 RustSumDuplicates(unique_ids.flat<int64_t>().data(),
-                                   summed_grad.flat<float>().data(),
-                                   &unique_count, ids.flat<int64_t>().data(),
-                                   grad.flat<float>().data(),
-                                   static_cast<size_t>(n),
-                                   static_cast<size_t>(dim), &error),
-                 error));
-    OP_REQUIRES_OK(
-        ctx, ShardStripes(ctx, unique_count * static_cast<size_t>(dim),
-                          [&](size_t begin, size_t end, tf_swap_error* e) {
-                            return Rule::Table(table->table(), unique_data,
-                                               summed_data, unique_count, begin,
-                                               end, step, &plan, e);
+        ctx, ShardStripes(ctx, count * static_cast<size_t>(dim),
+                          [&](size_t begin, size_t end, tf_swap_error* error) {
+                            return Rule::Table(table->table(), id_data,
+                                               grad_data, count, begin, end,
+                                               step, &plan, error);
                           }));
   }
 

@@ -34,7 +34,6 @@ typedef enum tf_swap_status {
   TF_SWAP_PANIC = 9,
   TF_SWAP_EMPTY_BATCH = 10,
   TF_SWAP_DUPLICATE_ID = 11,
-  TF_SWAP_UNSORTED_IDS = 12,
 } tf_swap_status;
 
 /* Where a failing call describes what went wrong (NUL-terminated UTF-8). */
@@ -400,9 +399,9 @@ uint32_t tf_swap_table_gather_f32(const tf_swap_table *table, float *out,
                                   const int64_t *ids, size_t n,
                                   tf_swap_error *error);
 
-/* One step of the rule on the entries of n strictly ascending ids
- * (tf_swap_sum_duplicates_* output), grad holding n * dim; ids not stored
- * are skipped; each entry's last_step becomes step. */
+/* One step of the rule on the entries of n ids, grad holding n * dim; the
+ * rows of a repeated id are summed first (in order of position); ids not
+ * stored are skipped; each entry's last_step becomes step. */
 uint32_t tf_swap_table_adagrad_swap_f32(
     const tf_swap_table *table, const int64_t *ids, const float *grad,
     size_t n, size_t stripe_begin, size_t stripe_end, int64_t step,

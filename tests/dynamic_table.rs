@@ -784,9 +784,6 @@ fn refused_calls_change_nothing() {
         let all = stripe_ranges(&[]);
         let r = rule(ftrl, 0.8, 9);
         let other = rule(!ftrl, 0.8, 9);
-        // Unsorted and repeated ids (not summed first).
-        assert_eq!(table.apply(&r, &[9, 5], &[1.0; 6], 9, &all), 12);
-        assert_eq!(table.apply(&r, &[5, 5], &[1.0; 6], 9, &all), 12);
         // The other rule's slot count.
         assert_eq!(table.apply(&other, &[5], &[1.0; 3], 9, &all), 6);
         // Stripe ranges outside the table, step 0, negative periods.
@@ -976,4 +973,29 @@ fn slot_layout_changes_only_while_empty() {
     let e = table.export(-1, 2, 2);
     assert_eq!(e.ids, vec![3, 4]);
     assert_eq!(e.slots, vec![0.5, 0.5, 0.25, 0.25, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn repeated_ids_are_summed_first() {
+    for ftrl in [false, true] {
+        let (summed, config) = busy_table(ftrl);
+        let (repeated, _) = busy_table(ftrl);
+        let all = stripe_ranges(&[]);
+        let r = rule(ftrl, 0.8, 9);
+        assert_eq!(
+            summed.apply(&r, &[9, 5], &[0.25, 0.25, 0.25, 0.75, 0.75, 0.75], 9, &all),
+            0
+        );
+        let grad = [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.5, 0.5, 0.5];
+        assert_eq!(
+            repeated.apply(&r, &[9, 5, 5], &grad, 9, &[(0, 20), (20, 64)]),
+            0
+        );
+        let (dim, slots) = (config.dim, config.slots);
+        same_export(
+            &repeated.export(-1, dim, slots),
+            &summed.export(-1, dim, slots),
+        )
+        .unwrap();
+    }
 }

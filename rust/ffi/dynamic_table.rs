@@ -2,10 +2,9 @@
 //! opaque `tf_swap_table` the caller creates, shares between threads and
 //! frees. Training lookups are `tf_swap_table_admit` (per stripe range)
 //! then `tf_swap_table_gather_f32` (per range of positions); inference
-//! lookups the gather alone. Applies take ids summed first
-//! (`tf_swap_sum_duplicates_*`: strictly ascending) and the plan of the
-//! rule's `*_prepare`, per stripe range; disjoint stripe ranges may run in
-//! parallel. An export is a snapshot the caller sizes, reads and frees.
+//! lookups the gather alone. Applies sum the rows of repeated ids first
+//! and take the plan of the rule's `*_prepare`, per stripe range; disjoint
+//! stripe ranges may run in parallel. An export is a snapshot the caller sizes, reads and frees.
 
 use super::adagrad_swap::TfSwapAdagradSwapPlan;
 use super::boundary::{Region, disjoint, elements, region, run, slice, slice_mut, write};
@@ -346,7 +345,7 @@ unsafe fn apply_ftrl(
     )?)
 }
 
-/// Adagrad-SWAP on the entries of `n` strictly ascending ids in stripes
+/// Adagrad-SWAP (repeated ids' rows summed first) on the entries of `n` ids in stripes
 /// `[stripe_begin, stripe_end)` of a one-slot table, `grad` holding a row
 /// per id, with a plan from `tf_swap_adagrad_swap_prepare`; ids not stored
 /// are skipped. Each entry's `last_step` becomes `step`.
@@ -380,7 +379,7 @@ pub unsafe extern "C" fn tf_swap_table_adagrad_swap_f32(
     unsafe { run(error, || apply_adagrad(inputs, step, plan)) }
 }
 
-/// FTRL-SWAP on the entries of `n` strictly ascending ids in stripes
+/// FTRL-SWAP (repeated ids' rows summed first) on the entries of `n` ids in stripes
 /// `[stripe_begin, stripe_end)` of a two-slot table, with a plan from
 /// `tf_swap_ftrl_swap_prepare`.
 ///

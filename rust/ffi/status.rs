@@ -31,8 +31,6 @@ pub enum TfSwapStatus {
     EmptyBatch = 10,
     /// An id appears twice in a table import.
     DuplicateId = 11,
-    /// A table apply's ids are not strictly ascending.
-    UnsortedIds = 12,
 }
 
 /// Capacity, including the terminating NUL, of [`TfSwapError::message`].
@@ -75,7 +73,6 @@ impl FfiError {
             Self::Kernel(KernelError::InvalidChannelRange { .. }) => TfSwapStatus::InvalidRowRange,
             Self::Kernel(KernelError::EmptyBatch) => TfSwapStatus::EmptyBatch,
             Self::Kernel(KernelError::DuplicateId { .. }) => TfSwapStatus::DuplicateId,
-            Self::Kernel(KernelError::UnsortedIds { .. }) => TfSwapStatus::UnsortedIds,
             Self::NullPointer(_) => TfSwapStatus::NullPointer,
             Self::Misaligned(_) => TfSwapStatus::MisalignedPointer,
             Self::Aliased(..) => TfSwapStatus::AliasedBuffers,
@@ -94,7 +91,7 @@ impl FfiError {
     }
 }
 
-static STATUS_TEXT: [&CStr; 13] = [
+static STATUS_TEXT: [&CStr; 12] = [
     c"ok",
     c"null pointer",
     c"misaligned pointer",
@@ -107,7 +104,6 @@ static STATUS_TEXT: [&CStr; 13] = [
     c"panic",
     c"empty batch",
     c"duplicate id",
-    c"unsorted ids",
 ];
 
 /// A static, NUL-terminated description of a status code.

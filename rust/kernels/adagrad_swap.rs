@@ -262,7 +262,7 @@ pub fn apply_table_baseline<T: Real>(
 }
 
 multiversion! {
-    /// Adagrad-SWAP of the entries of `ids` (strictly ascending) in the
+    /// Adagrad-SWAP of the entries of `ids` (in order of position) in the
     /// stripes `stripes` of a dynamic table of one slot; see
     /// [`DynamicTable::apply_rule`].
     pub fn apply_table<T: Real>(

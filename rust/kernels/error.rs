@@ -63,14 +63,6 @@ pub enum KernelError {
         /// The id.
         id: i64,
     },
-    /// Ids that must be strictly ascending (a table apply, after
-    /// duplicates are summed) are not.
-    UnsortedIds {
-        /// The id before.
-        previous: i64,
-        /// The id not above it.
-        id: i64,
-    },
 }
 
 impl fmt::Display for KernelError {
@@ -108,10 +100,6 @@ impl fmt::Display for KernelError {
                 "x has no rows (N == 0): batch statistics of an empty batch are undefined"
             ),
             Self::DuplicateId { id } => write!(f, "id {id} appears more than once"),
-            Self::UnsortedIds { previous, id } => write!(
-                f,
-                "ids must be strictly ascending (duplicates summed first): {id} follows {previous}"
-            ),
         }
     }
 }

@@ -422,7 +422,7 @@ pub fn apply_table_baseline<T: PowLane>(
 }
 
 multiversion! {
-    /// FTRL-SWAP of the entries of `ids` (strictly ascending) in the
+    /// FTRL-SWAP of the entries of `ids` (in order of position) in the
     /// stripes `stripes` of a dynamic table of two slots (`n`, `z`); see
     /// [`DynamicTable::apply_rule`].
     pub fn apply_table<T: PowLane>(

@@ -38,6 +38,9 @@ use super::{KernelError, Real, expect_len};
 /// Stripes (locks) per table: a constant, so no result depends on it.
 pub const STRIPES: usize = 64;
 
+/// Entries an apply or gather loads ahead of using them.
+const TOUCH_AHEAD: usize = 16;
+
 /// A table's settings, as the op receives them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableConfig {
@@ -341,10 +344,14 @@ impl<T: Real> DynamicTable<T> {
         let (starts, positions) = by_stripe(ids, &all);
         for stripe_index in all {
             let stripe = self.lock(stripe_index);
-            for &position in &positions[starts[stripe_index]..starts[stripe_index + 1]] {
+            let mine = &positions[starts[stripe_index]..starts[stripe_index + 1]];
+            // Probes first (their misses overlap), then the copies.
+            let found: Vec<Option<usize>> =
+                mine.iter().map(|&p| stripe.find(ids[p as usize])).collect();
+            for (&position, at) in mine.iter().zip(found) {
                 let position = position as usize;
                 let row = &mut out[position * dim..(position + 1) * dim];
-                match stripe.find(ids[position]) {
+                match at {
                     Some(at) => row.copy_from_slice(&stripe.entry(at).0[..dim]),
                     None => row.fill(T::ZERO),
                 }
@@ -353,12 +360,12 @@ impl<T: Real> DynamicTable<T> {
         Ok(())
     }
 
-    /// One step of `rule` on the entries of `ids` (strictly ascending:
-    /// duplicates summed first) in the stripes of `stripes`, `grad` holding
-    /// one row per id; ids not stored are skipped (their gradient dropped).
-    /// Each entry is brought up to the current period (lazily, by `power`)
-    /// and updated as a row of a sparse apply; its `last_step` becomes
-    /// `step`.
+    /// One step of `rule` on the entries of `ids` in the stripes of
+    /// `stripes`, `grad` holding one row per id: the rows of a repeated id
+    /// are summed first (in order of position), so each entry gets one
+    /// update; ids not stored are skipped (their gradient dropped). Each
+    /// entry is brought up to the current period (lazily, by `power`) and
+    /// updated as a row of a sparse apply; its `last_step` becomes `step`.
     #[inline(always)]
     pub fn apply_rule<R: UpdateRule<T, N>, const N: usize>(
         &self,
@@ -379,41 +386,43 @@ impl<T: Real> DynamicTable<T> {
         )?;
         let dim = self.config.dim;
         expect_len("grad", grad.len(), ids.len().saturating_mul(dim))?;
-        if let Some(pair) = ids.windows(2).find(|pair| pair[0] >= pair[1]) {
-            return Err(KernelError::UnsortedIds {
-                previous: pair[0],
-                id: pair[1],
-            });
-        }
         let lanes = Lanes::sparse_row::<T>(dim);
         let discount = rule.discount();
         let (starts, positions) = by_stripe(ids, &stripes);
         for (s, stripe_index) in stripes.enumerate() {
+            let mine = &positions[starts[s]..starts[s + 1]];
+            if mine.is_empty() {
+                continue;
+            }
+            // Per stripe, before its lock: its ids are few, so the map
+            // stays in cache; rows of ids seen once are not copied.
+            let rows = StripeRows::sum(ids, grad, dim, mine);
             let mut stripe = self.lock(stripe_index);
-            for &position in &positions[starts[s]..starts[s + 1]] {
-                let position = position as usize;
-                let Some(at) = stripe.find(ids[position]) else {
-                    continue;
-                };
-                let (values, meta) = stripe.entry_mut(at);
-                let (var, slot_values) = values.split_at_mut(dim);
-                let mut slot_rows = slot_values.chunks_exact_mut(dim);
-                let mut slots: [&mut [T]; N] = std::array::from_fn(|_| {
-                    slot_rows
-                        .next()
-                        .expect("an entry holds one row per slot (checked at new)")
-                });
-                if discount.is_behind(meta.power) {
-                    let catch_up_slots = slots.each_mut().map(|slot| &mut **slot);
-                    rule.catch_up(var, catch_up_slots, &mut meta.power, lanes);
+            // The probes first, free of the update's long sqrt/div chains,
+            // so the CPU overlaps their cache misses; then each block of
+            // entries is loaded ahead of its updates, for the same reason.
+            let found: Vec<(usize, &[T])> = rows
+                .iter(grad, dim)
+                .filter_map(|(id, row)| stripe.find(id).map(|at| (at, row)))
+                .collect();
+            for block in found.chunks(TOUCH_AHEAD) {
+                stripe.touch(block.iter().map(|&(at, _)| at));
+                for &(at, row) in block {
+                    let (values, meta) = stripe.entry_mut(at);
+                    let (var, slot_values) = values.split_at_mut(dim);
+                    let mut slot_rows = slot_values.chunks_exact_mut(dim);
+                    let mut slots: [&mut [T]; N] = std::array::from_fn(|_| {
+                        slot_rows
+                            .next()
+                            .expect("an entry holds one row per slot (checked at new)")
+                    });
+                    if discount.is_behind(meta.power) {
+                        let catch_up_slots = slots.each_mut().map(|slot| &mut **slot);
+                        rule.catch_up(var, catch_up_slots, &mut meta.power, lanes);
+                    }
+                    rule.update(var, slots, row, lanes);
+                    meta.last_step = step;
                 }
-                rule.update(
-                    var,
-                    slots,
-                    &grad[position * dim..(position + 1) * dim],
-                    lanes,
-                );
-                meta.last_step = step;
             }
         }
         Ok(())
@@ -587,5 +596,67 @@ impl<T: Real> DynamicTable<T> {
             }
         }
         Ok(())
+    }
+}
+
+/// The gradient rows of one stripe's ids, repeated ids summed (in order of
+/// position): each distinct id once, in order of its first position.
+struct StripeRows<T> {
+    /// (id, its row: a position of `grad`, or a row of `sums`).
+    ids: Vec<(i64, RowAt)>,
+    sums: Vec<T>,
+}
+
+#[derive(Clone, Copy)]
+enum RowAt {
+    Grad(usize),
+    Sum(usize),
+}
+
+impl<T: Real> StripeRows<T> {
+    fn sum(ids: &[i64], grad: &[T], dim: usize, positions: &[u32]) -> Self {
+        let mut first: IdMap<usize> = IdMap::default();
+        first.reserve(positions.len());
+        let mut out = Self {
+            ids: Vec::with_capacity(positions.len()),
+            sums: Vec::new(),
+        };
+        for &position in positions {
+            let position = position as usize;
+            let id = ids[position];
+            let row = &grad[position * dim..(position + 1) * dim];
+            let k = *first.entry(id).or_insert_with(|| {
+                out.ids.push((id, RowAt::Grad(position)));
+                out.ids.len() - 1
+            });
+            match out.ids[k].1 {
+                RowAt::Grad(p) if p == position => {}
+                RowAt::Grad(p) => {
+                    // A second occurrence: the sum gets a row of its own.
+                    let at = out.sums.len() / dim;
+                    out.sums.extend_from_slice(&grad[p * dim..(p + 1) * dim]);
+                    for (o, &g) in out.sums[at * dim..].iter_mut().zip(row) {
+                        *o += g;
+                    }
+                    out.ids[k].1 = RowAt::Sum(at);
+                }
+                RowAt::Sum(at) => {
+                    for (o, &g) in out.sums[at * dim..(at + 1) * dim].iter_mut().zip(row) {
+                        *o += g;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn iter<'a>(&'a self, grad: &'a [T], dim: usize) -> impl Iterator<Item = (i64, &'a [T])> {
+        self.ids.iter().map(move |&(id, at)| {
+            let row = match at {
+                RowAt::Grad(p) => &grad[p * dim..(p + 1) * dim],
+                RowAt::Sum(at) => &self.sums[at * dim..(at + 1) * dim],
+            };
+            (id, row)
+        })
     }
 }

@@ -125,6 +125,21 @@ impl<T: Real> Stripe<T> {
         )
     }
 
+    /// Reads a word of every cache line of these entries (values and
+    /// metadata), so that their misses overlap before they are used.
+    pub(crate) fn touch(&self, positions: impl Iterator<Item = usize>) {
+        const LINE_ELEMENTS: usize = 64 / 4;
+        let mut touched = 0i64;
+        for at in positions {
+            let (values, meta) = self.entry(at);
+            touched ^= meta.power;
+            for k in (0..values.len()).step_by(LINE_ELEMENTS) {
+                touched ^= values[k].to_f64() as i64;
+            }
+        }
+        std::hint::black_box(touched);
+    }
+
     /// Appends an entry for an id that has none; `fill` writes its values.
     pub(crate) fn insert(&mut self, meta: EntryMeta, fill: impl FnOnce(&mut [T])) -> usize {
         let position = self.len;
