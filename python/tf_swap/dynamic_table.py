@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from tf_swap.local_batch_norm_layer import is_parameter_server_strategy
 from tf_swap.ops import dynamic_tables as table_ops
 
 _CHECKPOINT_KEYS = (
@@ -97,18 +98,30 @@ def check_arguments(
     )
 
 
-def _default_devices(num_shards: int | None) -> tuple[int, list]:
-    """Shard count and devices: the strategy's parameter servers under
-    `ParameterServerStrategy`, else the current device."""
-    strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
-    parameter_devices = getattr(
-        getattr(strategy, "extended", None), "parameter_devices", None
+def parameter_server_devices() -> list[str]:
+    """The CPU of each parameter-server task under a
+    `ParameterServerStrategy` (which has connected this process to the
+    cluster, so its devices are visible), else `[]`."""
+    if not is_parameter_server_strategy(tf.distribute.get_strategy()):
+        return []
+    tasks = sorted(
+        {
+            device.name.split("/device:")[0]
+            for device in tf.config.list_logical_devices("CPU")
+            if device.name.startswith("/job:ps/")
+        },
+        key=lambda task: int(task.rsplit(":", 1)[1]),
     )
-    if parameter_devices:
-        count = num_shards or len(parameter_devices)
-        return count, [
-            parameter_devices[i % len(parameter_devices)] for i in range(count)
-        ]
+    return [f"{task}/device:CPU:0" for task in tasks]
+
+
+def _default_devices(num_shards: int | None) -> tuple[int, list]:
+    """Shard count and devices: the parameter servers round-robin under
+    `ParameterServerStrategy`, else the current device."""
+    servers = parameter_server_devices()
+    if servers:
+        count = num_shards or len(servers)
+        return count, [servers[i % len(servers)] for i in range(count)]
     count = num_shards or 1
     return count, [None] * count
 

@@ -1,7 +1,8 @@
 """Sharded tables on a real local cluster (2 parameter servers, 2 workers):
 tf_keras `model.fit` under `ParameterServerStrategy` with a
 `variable_partitioner`, checkpoints restored into another number of shards,
-and Keras 3's `ShardedEmbedding` placed over both parameter servers.
+and Keras 3's `ShardedEmbedding` and `DynamicEmbedding` placed over both
+parameter servers.
 
 Runs in the cluster tests' own pytest process (the Makefile's
 CLUSTER_TESTS): connecting to a cluster renames this process's devices."""
@@ -11,9 +12,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import tf_swap.ops as tf_swap_ops
 import tf_swap.tf_keras as tk
 from tf_swap.jobs.cluster import LocalCluster
-from tf_swap.keras import AdagradSwap, ShardedEmbedding
+from tf_swap.keras import AdagradSwap, DynamicEmbedding, ShardedEmbedding
 from tf_swap.keras.sharded_embedding import shard_sizes
 
 ROWS, DIM = 41, 4
@@ -173,3 +175,40 @@ def test_keras3_sharded_embedding_puts_a_row_range_on_each_ps(cluster):
     for shard, power in zip(shards, powers, strict=True):
         assert power.value.device == shard.value.device
         assert tuple(power.shape) == tuple(shard.shape[:1])
+
+
+def test_keras3_dynamic_embedding_has_a_table_shard_on_each_ps(cluster):
+    strategy = strategy_for(cluster)
+    with strategy.scope():
+        layer = DynamicEmbedding(DIM, embeddings_initializer="zeros")
+        layer.build()
+        optimizer = AdagradSwap(0.5, decay_period=3)
+        optimizer.build(layer.trainable_variables)
+    assert layer.table.num_shards == 2
+    assert [h.device for h in layer.table.handles] == PS_TASKS
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    ids = tf.constant([-7, 10**12, 4, 5], tf.int64)  # -7, 5 odd: shard 1
+
+    @tf.function
+    def step():
+        def replica():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(ids, training=True))
+            grads = tape.gradient(loss, layer.trainable_variables)
+            optimizer.apply_gradients(
+                zip(grads, layer.trainable_variables, strict=True)
+            )
+
+        strategy.run(replica)
+
+    for _ in range(2):
+        coordinator.schedule(step)
+    coordinator.join()
+    per_shard = [
+        sorted(tf_swap_ops.dynamic_table_export(h, dim=DIM, slots=1).ids.numpy())
+        for h in layer.table.handles
+    ]
+    assert per_shard == [[4, 10**12], [-7, 5]]
+    rows = layer(ids, training=False).numpy()
+    # Two Adagrad steps on a gradient of ones from zero rows: negative.
+    assert (rows < 0).all()
