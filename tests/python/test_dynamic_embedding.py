@@ -1,4 +1,5 @@
-"""`tf_swap.keras.DynamicEmbedding` in Keras 3 `model.fit`: a model with a
+"""`tf_swap.keras.DynamicEmbedding` in Keras 3 `model.fit` (and
+`tf_swap.tf_keras.DynamicEmbedding` in tf_keras'): a model with a
 dynamic table trains to the same weights as the same model with a
 `keras.layers.Embedding` holding the same rows, under `AdagradSwap` and
 `FtrlSwap`, across period boundaries and with rows untouched for periods;
@@ -216,3 +217,52 @@ def test_full_export_plus_deltas_is_the_table(tmp_path):
         assert sorted(serving) == sorted(now.ids.numpy().tolist())
         for i, row in zip(now.ids.numpy(), now.values.numpy(), strict=True):
             np.testing.assert_array_equal(serving[int(i)], row)
+
+
+@pytest.mark.parametrize("rule", ["adagrad", "ftrl"])
+def test_tf_keras_fit_equals_a_fixed_embedding(tmp_path, rule):
+    import tf_keras
+
+    import tf_swap.tf_keras as tk
+
+    def tf_keras_model(embedding):
+        inputs = tf_keras.Input((3,), dtype="int64")
+        hidden = tf_keras.layers.Flatten()(embedding(inputs))
+        dense = tf_keras.layers.Dense(
+            1,
+            activation="sigmoid",
+            kernel_initializer=tf_keras.initializers.GlorotUniform(7),
+        )
+        return tf_keras.Model(inputs, dense(hidden))
+
+    def tf_keras_optimizer():
+        swap = dict(decay_rate=0.8, decay_period=PERIOD)
+        if rule == "adagrad":
+            return tk.AdagradSwap(0.2, **swap)
+        return tk.FtrlSwap(0.2, l1_regularization_strength=0.001, **swap)
+
+    index = {int(v): k for k, v in enumerate(ID_VALUES)}
+    rows = np.vectorize(index.get)(IDS)
+    fixed = tf_keras_model(tf_keras.layers.Embedding(len(ID_VALUES), DIM, "zeros"))
+    fixed.compile(tf_keras_optimizer(), "binary_crossentropy")
+    fixed.fit(rows, LABELS, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    layer = tk.DynamicEmbedding(DIM, embeddings_initializer="zeros")
+    dynamic = tf_keras_model(layer)
+    dynamic.compile(tf_keras_optimizer(), "binary_crossentropy")
+    dynamic.fit(IDS, LABELS, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    seen = np.unique(IDS)
+    want = fixed.layers[1].embeddings.numpy()[[index[int(i)] for i in seen]]
+    np.testing.assert_allclose(layer.table.find(seen).numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(
+        dynamic.layers[-1].kernel.numpy(), fixed.layers[-1].kernel.numpy(), atol=1e-6
+    )
+    # TensorFlow-format weights keep the table.
+    saved = layer.table.find(seen).numpy()
+    path = str(tmp_path / "weights")
+    dynamic.save_weights(path)
+    other = tk.DynamicEmbedding(DIM, embeddings_initializer="zeros")
+    again = tf_keras_model(other)
+    again.compile(tf_keras_optimizer(), "binary_crossentropy")
+    again.fit(IDS[:32], LABELS[:32], verbose=0)
+    again.load_weights(path)
+    np.testing.assert_array_equal(other.table.find(seen).numpy(), saved)

@@ -12,6 +12,7 @@ except ImportError as error:
     ) from error
 
 from tf_swap.tf_keras.adagrad_swap import AdagradSwap  # noqa: E402
+from tf_swap.tf_keras.dynamic_embedding import DynamicEmbedding  # noqa: E402
 from tf_swap.tf_keras.ftrl_swap import FtrlSwap  # noqa: E402
 from tf_swap.tf_keras.local_batch_normalization import (  # noqa: E402
     LocalBatchNormalization,
@@ -20,6 +21,7 @@ from tf_swap.tf_keras.model import Model, ReadStepMixin, record_read_step  # noq
 
 __all__ = [
     "AdagradSwap",
+    "DynamicEmbedding",
     "FtrlSwap",
     "LocalBatchNormalization",
     "Model",

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_swap.core import SwapCore, SwapSettings, UpdateRule
+from tf_swap.dynamic_embedding_layer import table_layer_of
 from tf_swap.tf_keras.legacy_internals import Int64Slots
 
 POWER = "power"
@@ -95,8 +96,23 @@ class SwapOptimizer(Int64Slots, tf_keras.optimizers.legacy.Optimizer):
     def _slot_initializer(value, var):
         return tf.compat.v1.constant_initializer(value, dtype=var.dtype.base_dtype)
 
+    @property
+    def decay_period(self) -> int:
+        """Steps per SWAP period (a `DynamicEmbedding` stamps new entries
+        with it)."""
+        return self._core.settings.decay_period
+
+    @property
+    def table_slot_init(self) -> tuple:
+        """The rule's initial slot values, which a dynamic table's new
+        entries start with."""
+        return self._core.rule.slot_init
+
     def _create_slots(self, var_list):
         for var in var_list:
+            layer = table_layer_of(var)
+            if layer is not None:
+                layer.attach(self)
             for spec in self._core.rule.slots:
                 self.add_slot(
                     var, spec.key, self._slot_initializer(spec.initial_value, var)
@@ -116,6 +132,16 @@ class SwapOptimizer(Int64Slots, tf_keras.optimizers.legacy.Optimizer):
         coefficients = (apply_state or {}).get(
             (var_device, var_dtype)
         ) or self._fallback_apply_state(var_device, var_dtype)
+        layer = table_layer_of(var)
+        if layer is not None:  # a DynamicEmbedding's gradient slot
+            op = self._core.update_table(
+                self._state,
+                layer.table,
+                tf.IndexedSlices(grad, indices),
+                coefficients["lr_t"],
+            )
+            layer.trained(self._state.step)
+            return op
         return self._core.update(
             self._state,
             var,
