@@ -100,14 +100,6 @@ class DynamicEmbeddingBase:
         self.output_dim = output_dim
         self.table = None
         self.gradient_slot = None
-        # Not a dependency of the layer's checkpoint: the optimizer is saved
-        # by its own.
-        self._trainer = None
-
-    @property
-    def trainer(self):
-        """The tf_swap optimizer training the table, or None."""
-        return None if self._trainer is None else self._trainer()
 
     def _build_table(self, constant) -> None:
         """Makes the table and the layer's weights; `constant(value)` is the
@@ -146,16 +138,15 @@ class DynamicEmbeddingBase:
         )
         register(self.gradient_slot, self)
 
-    def attach(self, trainer) -> None:
+    def attach(self, core) -> None:
         """Called by a tf_swap optimizer built with this layer's gradient
-        slot: `trainer` (its `decay_period` and rule's `table_slot_init`)
+        slot: its `tf_swap.core.SwapCore` (the rule's slots, the period)
         trains the table from now on."""
-        slot_init = tuple(trainer.table_slot_init)
+        slot_init = core.rule.slot_init
         with tf.init_scope():  # once, not in the step being traced
             if self.table.slot_init != slot_init:
                 self.table.set_slot_init(slot_init)
-            self.decay_period.assign(trainer.decay_period)
-        self._trainer = weakref.ref(trainer)
+            self.decay_period.assign(core.settings.decay_period)
 
     def _embed(self, ids, training) -> tf.Tensor:
         ids = table_ops.ids_tensor(ids)

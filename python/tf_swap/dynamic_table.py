@@ -100,8 +100,9 @@ def check_arguments(
 
 def parameter_server_devices() -> list[str]:
     """The CPU of each parameter-server task under a
-    `ParameterServerStrategy` (which has connected this process to the
-    cluster, so its devices are visible), else `[]`."""
+    `ParameterServerStrategy`, else `[]`. The strategy connected this
+    process to the cluster, whose devices are now visible here (the strategy
+    itself has no public PS count)."""
     if not is_parameter_server_strategy(tf.distribute.get_strategy()):
         return []
     tasks = sorted(

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_swap.local_batch_norm_layer import is_parameter_server_strategy
+from tf_swap.dynamic_table import parameter_server_devices
 
 
 def shard_sizes(rows: int, num_shards: int) -> list[int]:
@@ -16,16 +16,7 @@ def shard_sizes(rows: int, num_shards: int) -> list[int]:
 def default_num_shards() -> int:
     """The number of parameter-server tasks under a
     `ParameterServerStrategy`, else 1."""
-    if not is_parameter_server_strategy(tf.distribute.get_strategy()):
-        return 1
-    # The strategy connected this process to the cluster, whose devices are
-    # now visible here (the strategy itself has no public PS count).
-    tasks = {
-        device.name.split("/device:")[0]
-        for device in tf.config.list_logical_devices("CPU")
-        if device.name.startswith("/job:ps/")
-    }
-    return max(1, len(tasks))
+    return max(1, len(parameter_server_devices()))
 
 
 @keras.saving.register_keras_serializable(package="tf_swap")

@@ -119,18 +119,6 @@ class SwapOptimizer(keras.optimizers.Optimizer):
             return tf.constant(0, tf.int64)
         return self._dropped_updates
 
-    @property
-    def decay_period(self) -> int:
-        """Steps per SWAP period (a `DynamicEmbedding` stamps new entries
-        with it)."""
-        return self._core.settings.decay_period
-
-    @property
-    def table_slot_init(self) -> tuple:
-        """The rule's initial slot values, which a dynamic table's new
-        entries start with."""
-        return self._core.rule.slot_init
-
     def read_step(self):
         """Reads `swap_step` as this training step's `t_read`.
 
@@ -164,7 +152,7 @@ class SwapOptimizer(keras.optimizers.Optimizer):
         for variable in var_list:
             layer = table_layer_of(variable)
             if layer is not None:
-                layer.attach(self)
+                layer.attach(self._core)
 
     def _add_power(self, variable):
         """One int64 per row of `variable`, placed with it, named as Keras

@@ -96,23 +96,11 @@ class SwapOptimizer(Int64Slots, tf_keras.optimizers.legacy.Optimizer):
     def _slot_initializer(value, var):
         return tf.compat.v1.constant_initializer(value, dtype=var.dtype.base_dtype)
 
-    @property
-    def decay_period(self) -> int:
-        """Steps per SWAP period (a `DynamicEmbedding` stamps new entries
-        with it)."""
-        return self._core.settings.decay_period
-
-    @property
-    def table_slot_init(self) -> tuple:
-        """The rule's initial slot values, which a dynamic table's new
-        entries start with."""
-        return self._core.rule.slot_init
-
     def _create_slots(self, var_list):
         for var in var_list:
             layer = table_layer_of(var)
             if layer is not None:
-                layer.attach(self)
+                layer.attach(self._core)
             for spec in self._core.rule.slots:
                 self.add_slot(
                     var, spec.key, self._slot_initializer(spec.initial_value, var)
