@@ -34,6 +34,14 @@ def staleness_summary(taus) -> dict:
     }
 
 
+def reports_wide_zeros(runs: dict) -> bool:
+    """Whether any run made wide weights exactly 0 (FTRL's L1 does; Adagrad
+    never does, so a job without FTRL variants leaves the figure out)."""
+    return any(
+        np.any(np.asarray(r.get("wide_zero_fraction", 0.0)) > 0) for r in runs.values()
+    )
+
+
 def period_auc_table(metrics: dict) -> str:
     """The cluster job's per-period AUC table (period d is evaluated after
     training on d - 1), `mean ± 95% CI` over the seeds, with a mean row."""
@@ -65,7 +73,7 @@ def period_auc_table(metrics: dict) -> str:
             )
         )
     rows.append(mean)
-    if any("wide_zero_fraction" in runs[n] for n in names):
+    if reports_wide_zeros(runs):
         zeros = ["wide=0", *([""] if oracle else [])]
         zeros += [
             f"{runs[n].get('wide_zero_fraction', float('nan')):.1%}" for n in names
@@ -262,7 +270,7 @@ def simulation_report(metrics: dict) -> str:
             + third_differences_table(metrics)
         )
     parts.append(staleness_table(metrics))
-    if any(r.get("wide_zero_fraction") for r in metrics["runs"].values()):
+    if reports_wide_zeros(metrics["runs"]):
         parts.append(
             "Wide weights exactly 0 (ids trained on, mean over seeds):\n"
             + wide_zero_table(metrics)

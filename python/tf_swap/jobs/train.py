@@ -169,13 +169,14 @@ def run(args: argparse.Namespace) -> int:
         print("\nMean AUC over the periods, paired by seed:")
         print(reporting.paired_mean_differences(metrics))
     over = f" over {len(seed_list)} seeds" if len(seed_list) > 1 else ""
+    wide = reporting.reports_wide_zeros(metrics["runs"])
     for name, r in metrics["runs"].items():
         restarts = f", {r['restarts']} restart(s), {r['redone_steps']} steps redone"
+        zeros = f", wide weights exactly 0: {r['wide_zero_fraction']:.1%}"
         print(
             f"{name}: {r['steps']} steps{over}, mean staleness "
             f"{r['mean_staleness']:.2f} (max {r['max_staleness_seen']}), dropped "
-            f"{r['dropped_updates']}, wide weights exactly 0: "
-            f"{r['wide_zero_fraction']:.1%}"
+            f"{r['dropped_updates']}{zeros if wide else ''}"
             f"{restarts if r['restarts'] else ''}, {r['seconds']} s"
         )
     print(
