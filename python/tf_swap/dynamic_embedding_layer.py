@@ -1,62 +1,25 @@
-"""What the Keras `DynamicEmbedding` layers share: how the gradient of a
-dynamic table's rows reaches the optimizer, and how a tf_swap optimizer
-finds the table behind a variable it is given.
-
-A dynamic table is not a variable, so Keras would compute no gradient for
-it. Each layer owns one small trainable variable, its *gradient slot*
-(`[1, dim]` zeros, never changed): the rows a training lookup returns are
-wired to it by a custom gradient whose value is a `tf.IndexedSlices` of the
-rows' gradients indexed by the *ids* (not rows of the slot). The model's
-optimizer receives it with the slot; a tf_swap optimizer recognizes the
-slot (`table_layer_of`) and applies the rule to the table's entries. Under
-any other optimizer the first training step fails with `untrained`'s
-message.
-"""
+"""What the Keras `DynamicEmbedding` layers share: the table, the
+gradient slot through which a tf_swap optimizer trains it
+(`tf_swap.table_gradients`), the trainer's step and period."""
 
 from __future__ import annotations
-
-import weakref
 
 import numpy as np
 import tensorflow as tf
 
-from tf_swap.dynamic_table import DynamicTable, check_arguments
+from tf_swap.dynamic_table import DEFAULT_SLOT_INIT, DynamicTable, check_arguments
 from tf_swap.ops import dynamic_tables as table_ops
-
-# Before an optimizer says otherwise: one slot (Adagrad-SWAP's accumulator).
-DEFAULT_SLOT_INIT = (0.1,)
-# No trainer yet: a period so long that new entries are stamped period 0.
-NO_PERIOD = 2**62
-
-# id(gradient slot variable) -> the layer owning it.
-_LAYERS: dict[int, weakref.ReferenceType] = {}
+from tf_swap.table_gradients import (
+    NO_PERIOD,
+    register,
+    require_trainer,
+    route_gradient,
+)
 
 TF_SWAP_OPTIMIZERS = (
     "tf_swap.keras.AdagradSwap / FtrlSwap (Keras 3) or tf_swap.tf_keras."
     "AdagradSwap / FtrlSwap (tf_keras)"
 )
-
-
-def _forms(variable) -> tuple:
-    """A Keras variable and the `tf.Variable` it wraps (Keras' TensorFlow
-    optimizers pass either)."""
-    inner = getattr(variable, "value", None)
-    return (variable, inner) if isinstance(inner, tf.Variable) else (variable,)
-
-
-def register(slot_variable, layer) -> None:
-    """Marks `slot_variable` as the gradient slot of `layer`."""
-    for form in _forms(slot_variable):
-        _LAYERS[id(form)] = weakref.ref(layer)
-
-
-def table_layer_of(variable):
-    """The `DynamicEmbedding` whose gradient slot `variable` is, or None."""
-    ref = _LAYERS.get(id(variable))
-    layer = ref() if ref is not None else None
-    if layer is None or not any(f is variable for f in _forms(layer.gradient_slot)):
-        return None
-    return layer
 
 
 def untrained(layer) -> str:
@@ -68,24 +31,6 @@ def untrained(layer) -> str:
         "optimizer.build(model.trainable_variables)); other optimizers cannot "
         "update a dynamic table."
     )
-
-
-def route_gradient(rows: tf.Tensor, slot_value: tf.Tensor, ids: tf.Tensor, dim: int):
-    """`rows`, whose gradient goes to `slot_value` as a `tf.IndexedSlices`
-    of one row per id (`ids` flattened, int64)."""
-    flat_ids = tf.reshape(ids, [-1])
-
-    @tf.custom_gradient
-    def wired(slot):
-        def gradient(upstream):
-            values = tf.reshape(upstream, [-1, dim])
-            return tf.IndexedSlices(
-                values, flat_ids, dense_shape=tf.shape(slot, out_type=tf.int64)
-            )
-
-        return tf.identity(rows), gradient
-
-    return wired(slot_value)
 
 
 class DynamicEmbeddingBase:
@@ -152,15 +97,13 @@ class DynamicEmbeddingBase:
         ids = table_ops.ids_tensor(ids)
         if not training:
             return self.table.find(ids)
-        period = tf.convert_to_tensor(self.decay_period)
-        # Only a tf_swap optimizer sets the period (when it is built, before
-        # any step runs); under any other no step may update the table.
-        trained_by_tf_swap = tf.debugging.assert_less(
-            period, tf.constant(NO_PERIOD, tf.int64), message=untrained(self)
-        )
-        with tf.control_dependencies([trained_by_tf_swap]):
+        with tf.control_dependencies(
+            [require_trainer(self.decay_period, untrained(self))]
+        ):
             rows = self.table.lookup(
-                ids, step=tf.convert_to_tensor(self.next_step), decay_period=period
+                ids,
+                step=tf.convert_to_tensor(self.next_step),
+                decay_period=tf.convert_to_tensor(self.decay_period),
             )
         return route_gradient(
             rows, tf.convert_to_tensor(self.gradient_slot), ids, self.output_dim

@@ -32,6 +32,8 @@ _CHECKPOINT_KEYS = (
     "pending_last_step",
 )
 _UIDS = itertools.count()
+# Before an optimizer says otherwise: one slot (Adagrad-SWAP's accumulator).
+DEFAULT_SLOT_INIT = (0.1,)
 
 
 def _initializer_code(initializer) -> tuple[str, float, float]:
@@ -159,7 +161,7 @@ class DynamicTable(tf.Module):
         self,
         dim: int,
         *,
-        slot_init: tuple = (0.1,),
+        slot_init: tuple = DEFAULT_SLOT_INIT,
         initializer="uniform",
         seed: int | None = None,
         min_count: int = 1,
@@ -187,19 +189,26 @@ class DynamicTable(tf.Module):
         else:
             num_shards, devices = _default_devices(num_shards)
         self.num_shards = num_shards
-        uid = next(_UIDS)
+        if tf.executing_eagerly():
+            base = f"{self.name}_{next(_UIDS)}"
+        else:
+            # The module's unique name scope in the graph: the same in every
+            # process that builds the graph (between-graph replicas share the
+            # PS resources by it) and in the checkpoint's keys.
+            base = self.name_scope.name.rstrip("/")
         self._handles = []
         for shard, device in enumerate(devices):
-            with tf.device(device):
-                self._handles.append(
-                    self._make_shard(f"{self.name}_{uid}_shard{shard}")
-                )
+            with self._placement(shard, device):
+                self._handles.append(self._make_shard(f"{base}_shard{shard}"))
         if not tf.executing_eagerly():
-            # As TensorFlow's mutable hash tables: what
-            # tf.compat.v1.train.Saver() saves by default.
-            tf.compat.v1.add_to_collection(
-                tf.compat.v1.GraphKeys.SAVEABLE_OBJECTS, self
-            )
+            # As TensorFlow's mutable hash tables: saved by
+            # tf.compat.v1.train.Saver() by default.
+            GraphTables.add(self, base)
+
+    def _placement(self, shard: int, device):
+        """Where shard `shard` is made: on `device`."""
+        del shard
+        return tf.device(device)
 
     def _make_shard(self, shared_name: str) -> tf.Tensor:
         init, a, b = self.initializer
@@ -218,14 +227,17 @@ class DynamicTable(tf.Module):
     def set_slot_init(self, slot_init: tuple) -> None:
         """Sets what new entries' slots start at (as the rule that trains the
         table says); their number may change only while no entry is
-        stored (`InvalidArgumentError` otherwise, nothing changed)."""
+        stored (`InvalidArgumentError` otherwise, nothing changed).
+        Returns the ops (graph mode)."""
         values = check_arguments(self.dim, slot_init, "zeros", None, 1, None, None)[
             "slot_init"
         ]
+        ops = []
         for handle in self._handles:
             with tf.device(handle.device):
-                table_ops.dynamic_table_set_slot_init(handle, values)
+                ops.append(table_ops.dynamic_table_set_slot_init(handle, values))
         self.slot_init = values
+        return ops
 
     @property
     def slots(self) -> int:
@@ -248,13 +260,15 @@ class DynamicTable(tf.Module):
         )
         return tf.dynamic_partition(flat, shard_of, self.num_shards), positions
 
-    def _gather(self, ids, lookup: Callable) -> tf.Tensor:
+    def gather_by_shard(self, ids, lookup: Callable) -> tf.Tensor:
+        """`ids.shape + [dim]` rows: `lookup(shard, ids_of_shard)` gives
+        each shard's rows (run on the shard's device)."""
         ids = table_ops.ids_tensor(ids)
         parts, positions = self._by_shard(ids)
         rows = []
-        for handle, part in zip(self._handles, parts, strict=True):
-            with tf.device(handle.device):
-                rows.append(lookup(handle, part))
+        for shard, part in enumerate(parts):
+            with tf.device(self._handles[shard].device):
+                rows.append(lookup(shard, part))
         if self.num_shards == 1:
             flat_rows = rows[0]
         else:
@@ -266,20 +280,24 @@ class DynamicTable(tf.Module):
         `decay_period`: counts the ids, stores those admitted, and returns
         `ids.shape + [dim]` rows (zeros for ids not stored)."""
 
-        def train(handle, part):
+        def train(shard, part):
             return table_ops.dynamic_table_lookup(
-                handle, part, dim=self.dim, step=step, decay_period=decay_period
+                self._handles[shard],
+                part,
+                dim=self.dim,
+                step=step,
+                decay_period=decay_period,
             )
 
-        return self._gather(ids, train)
+        return self.gather_by_shard(ids, train)
 
     def find(self, ids) -> tf.Tensor:
         """An inference lookup: stored rows, zeros for other ids; inserts
         nothing."""
-        return self._gather(
+        return self.gather_by_shard(
             ids,
-            lambda handle, part: table_ops.dynamic_table_find(
-                handle, part, dim=self.dim
+            lambda shard, part: table_ops.dynamic_table_find(
+                self._handles[shard], part, dim=self.dim
             ),
         )
 
@@ -295,11 +313,14 @@ class DynamicTable(tf.Module):
             shard_of = tf.cast(tf.math.floormod(ids, self.num_shards), tf.int32)
             parts = tf.dynamic_partition(ids, shard_of, self.num_shards)
             grads = tf.dynamic_partition(grad, shard_of, self.num_shards)
-        updates = []
-        for handle, part, part_grad in zip(self._handles, parts, grads, strict=True):
-            with tf.device(handle.device):
-                updates.append(rule_op(handle, part_grad, part, **hyper))
-        return updates
+        return [
+            self.shard(k).apply(rule_op, part_grad, part, **hyper)
+            for k, (part, part_grad) in enumerate(zip(parts, grads, strict=True))
+        ]
+
+    def shard(self, k: int) -> TableShard:
+        """Shard `k` (ids `k mod num_shards`), with the `apply` of a table."""
+        return TableShard(self._handles[k], self.dim)
 
     def size(self) -> tf.Tensor:
         """Entries stored, all shards."""
@@ -357,5 +378,76 @@ class DynamicTable(tf.Module):
     def _restore_from_tensors(self, restored_tensors):
         fields = {key: restored_tensors[key] for key in _CHECKPOINT_KEYS}
         fields["evicted_ids"] = tf.zeros([0], tf.int64)
-        ops = self.restore(table_ops.TableExport(**fields))
+        # A graph's restore op may run before the op its optimizer made to
+        # set the slots (tables_initializer runs after a restore): the
+        # slots the graph's optimizer gave the table are set first.
+        with tf.control_dependencies(self.set_slot_init(self.slot_init)):
+            ops = self.restore(table_ops.TableExport(**fields))
         return tf.group(ops) if not tf.executing_eagerly() else None
+
+
+class TableShard:
+    """One shard of a `DynamicTable`: its resource and row width.
+
+    Args:
+        handle: The shard's resource handle.
+        dim: Row width.
+    """
+
+    def __init__(self, handle: tf.Tensor, dim: int):
+        self.handle = handle
+        self.dim = dim
+
+    def apply(self, rule_op: Callable, grad, ids, **hyper):
+        """Applies `rule_op` with `hyper` to the entries of `ids` (all in
+        this shard), gradient rows `grad`, on the shard's device."""
+        with tf.device(self.handle.device):
+            return rule_op(self.handle, grad, ids, **hyper)
+
+
+class GraphTables(tf.__internal__.tracking.Trackable):
+    """A graph's dynamic tables (and their serving twins) as one entry of
+    its `SAVEABLE_OBJECTS`, what `tf.compat.v1.train.Saver()` saves by
+    default: each table's tensors under keys prefixed by its name in the
+    graph. (The Saver names every trackable entry of the collection alike,
+    so there is one per graph.)"""
+
+    def __init__(self):
+        self._tables: dict[str, tf.__internal__.tracking.Trackable] = {}
+        # The Saver orders its entries by name, and a MetaGraph exporting
+        # the collection names the op of each entry (as for TensorFlow's
+        # tables): the name of a no-op made for it.
+        with tf.init_scope(), tf.compat.v1.name_scope(None):
+            self.name = tf.no_op(name="tf_swap_dynamic_tables").name
+
+    @classmethod
+    def add(cls, table: tf.__internal__.tracking.Trackable, prefix: str) -> None:
+        """Adds `table`, named `prefix`, to the default graph's entry."""
+        collection = tf.compat.v1.GraphKeys.SAVEABLE_OBJECTS
+        entry = next(
+            (e for e in tf.compat.v1.get_collection(collection) if isinstance(e, cls)),
+            None,
+        )
+        if entry is None:
+            entry = cls()
+            tf.compat.v1.add_to_collection(collection, entry)
+        entry._tables[prefix] = table
+
+    def _serialize_to_tensors(self):
+        return {
+            f"{prefix}-{key}": value
+            for prefix, table in self._tables.items()
+            for key, value in table._serialize_to_tensors().items()
+        }
+
+    def _restore_from_tensors(self, restored_tensors):
+        by_table: dict[str, dict] = {prefix: {} for prefix in self._tables}
+        for key, value in restored_tensors.items():
+            prefix, local = key.rsplit("-", 1)
+            by_table[prefix][local] = value
+        return tf.group(
+            [
+                self._tables[prefix]._restore_from_tensors(tensors)
+                for prefix, tensors in by_table.items()
+            ]
+        )

@@ -2,7 +2,8 @@
 classic between-graph replication: 2 PS and 2 worker processes, each worker
 building its own
 graph with `replica_device_setter` and training in a
-`MonitoredTrainingSession` a table partitioned over both PS (this file is
+`MonitoredTrainingSession` a table partitioned over both PS and a
+`tf_swap.compat.v1.DynamicTable` of raw ids sharded over both (this file is
 also the worker's script)."""
 
 import argparse
@@ -18,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAST_STEP = 120
+RAW_ID_SCALE = 1_000_003  # the dynamic table's ids: raw, far beyond the rows
 
 
 def wait_for(path, seconds=120):
@@ -40,7 +42,12 @@ def worker(spec, task, rule, sync):
     import numpy as np
     import tensorflow as tf
 
-    from tf_swap.compat.v1 import AdagradSwapOptimizer, FtrlSwapOptimizer
+    from tf_swap.compat.v1 import (
+        AdagradSwapOptimizer,
+        DynamicTable,
+        FtrlSwapOptimizer,
+        dynamic_embedding_lookup,
+    )
 
     v1 = tf.compat.v1
     v1.disable_eager_execution()
@@ -62,8 +69,10 @@ def worker(spec, task, rule, sync):
             partitioner=v1.fixed_size_partitioner(2),
             use_resource=True,
         )
+        users = DynamicTable(dim, num_shards=2, initializer="zeros", name="users")
         ids = v1.placeholder(tf.int32, [None])
         target = v1.placeholder(tf.float32, [None, dim])
+        raw_ids = tf.cast(ids, tf.int64) * RAW_ID_SCALE - 7
         swap = dict(
             decay_rate=0.8, decay_period=40, staleness_exponent=2, max_staleness=1000
         )
@@ -76,10 +85,31 @@ def worker(spec, task, rule, sync):
         t_read = optimizer.read_step()
         with tf.control_dependencies([t_read]):
             loss = tf.reduce_mean(tf.square(tf.gather(table, ids) - target))
+            user_rows = dynamic_embedding_lookup(users, raw_ids)
+            loss += tf.reduce_mean(tf.square(user_rows - target))
         train_op = optimizer.minimize(loss, global_step=global_step)
         dropped = optimizer.dropped_updates
         full_table = tf.concat(list(table), 0)
+        user_table = dynamic_embedding_lookup(
+            users, tf.range(rows, dtype=tf.int64) * RAW_ID_SCALE - 7, training=False
+        )
+        user_count = users.size()
     devices = {
+        "users": [h.device for h in users.handles],
+        # The staleness drop puts the applies in a cond's branch functions.
+        "users_ops": sorted(
+            {
+                (node.op, node.device)
+                for function in v1.get_default_graph().as_graph_def().library.function
+                for node in function.node_def
+                if node.op.startswith("TfSwapDynamicTable")
+            }
+            | {
+                (op.type, op.device)
+                for op in v1.get_default_graph().get_operations()
+                if op.type.startswith("TfSwapDynamicTable")
+            }
+        ),
         "parts": [
             [part.device, *(optimizer.get_slot(part, s).device for s in slots)]
             for part in table
@@ -107,13 +137,15 @@ def worker(spec, task, rule, sync):
             )
             losses.append(float(value))
             steps += 1
-        step_value, dropped_value, table_value = session.run(
-            [global_step, dropped, full_table]
+        step_value, dropped_value, table_value, users_value, count = session.run(
+            [global_step, dropped, full_table, user_table, user_count]
         )
     final = [
         int(step_value),
         int(dropped_value),
         float(np.mean(np.square(table_value - truth))),
+        float(np.mean(np.square(users_value - truth))),
+        int(count),
     ]
     print(
         json.dumps(
@@ -171,17 +203,25 @@ def test_between_graph_replication_with_two_workers(rule, tmp_path):
         assert sorted(p[0] for p in parts) == ["/job:ps/task:0", "/job:ps/task:1"]
         for part, *slot_devices in parts:
             assert set(slot_devices) == {part}, parts
+        # The dynamic table: a shard on each PS, applied there.
+        assert sorted(r["devices"]["users"]) == ["/job:ps/task:0", "/job:ps/task:1"]
+        apply = "TfSwapDynamicTableApply" + ("FtrlSwap" if rule == "ftrl" else "AdagradSwap")
+        for op in ("TfSwapDynamicTable", "TfSwapDynamicTableLookup", apply):
+            devices = sorted(d for o, d in r["devices"]["users_ops"] if o == op)
+            assert devices == ["/job:ps/task:0", "/job:ps/task:1"], (op, devices)
         assert r["steps"] > 0
     # Both replicas trained one shared table: together they made every
     # step, and the loss fell.
     assert sum(r["steps"] for r in results) >= LAST_STEP
     chief = results[0]
-    global_step, dropped, error = chief["final"]
+    global_step, dropped, error, users_error, users_count = chief["final"]
     assert global_step >= LAST_STEP
     assert dropped == 0
-    # The table starts at zero: the initial error is mean(truth^2) ~ 1.
+    # The tables start at zero: the initial error is mean(truth^2) ~ 1.
     truth = np.random.default_rng(99).normal(size=(50, 4)).astype(np.float32)
     assert error < 0.1 * float(np.mean(np.square(truth)))
+    assert users_error < 0.1 * float(np.mean(np.square(truth)))
+    assert users_count == 50  # every id seen, once each
     for w in workers:
         assert w.poll() is not None
 

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tf_swap.core import SwapCore, SwapSettings, UpdateRule
-from tf_swap.dynamic_embedding_layer import table_layer_of
+from tf_swap.table_gradients import gradient_slot_owner
 
 # The arguments of Keras 3's optimizer base class, as every Keras optimizer
 # documents them.
@@ -150,7 +150,7 @@ class SwapOptimizer(keras.optimizers.Optimizer):
                 shape=(), initializer="zeros", dtype="int64", name="dropped_updates"
             )
         for variable in var_list:
-            layer = table_layer_of(variable)
+            layer = gradient_slot_owner(variable)
             if layer is not None:
                 layer.attach(self._core)
 
@@ -197,7 +197,7 @@ class SwapOptimizer(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         """Update step given gradient and the associated model variable."""
-        layer = table_layer_of(variable)
+        layer = gradient_slot_owner(variable)
         if layer is not None:  # a DynamicEmbedding's gradient slot
             self._core.update_table(self._state, layer.table, gradient, learning_rate)
             layer.trained(self._state.step)

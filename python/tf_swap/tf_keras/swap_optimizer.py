@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from tf_swap.core import SwapCore, SwapSettings, UpdateRule
-from tf_swap.dynamic_embedding_layer import table_layer_of
+from tf_swap.table_gradients import gradient_slot_owner
 from tf_swap.tf_keras.legacy_internals import Int64Slots
 
 POWER = "power"
@@ -98,7 +98,7 @@ class SwapOptimizer(Int64Slots, tf_keras.optimizers.legacy.Optimizer):
 
     def _create_slots(self, var_list):
         for var in var_list:
-            layer = table_layer_of(var)
+            layer = gradient_slot_owner(var)
             if layer is not None:
                 layer.attach(self._core)
             for spec in self._core.rule.slots:
@@ -120,7 +120,7 @@ class SwapOptimizer(Int64Slots, tf_keras.optimizers.legacy.Optimizer):
         coefficients = (apply_state or {}).get(
             (var_device, var_dtype)
         ) or self._fallback_apply_state(var_device, var_dtype)
-        layer = table_layer_of(var)
+        layer = gradient_slot_owner(var)
         if layer is not None:  # a DynamicEmbedding's gradient slot
             op = self._core.update_table(
                 self._state,

@@ -1,12 +1,14 @@
 """What every `tf.compat.v1.train` tf_swap optimizer shares: the v1
 optimizer's hooks (`_create_slots`, `_prepare`, `_resource_apply_*`,
-`_finish`) around the optimizer core."""
+`_finish`) around the optimizer core, and the training of
+`tf_swap.compat.v1.DynamicTable`s through their gradient slots."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
 from tf_swap.core import SwapCore, SwapSettings, UpdateRule
+from tf_swap.table_gradients import gradient_slot_owner
 
 _COUNTER = "iterations"
 _DROPPED = "dropped_updates"
@@ -56,6 +58,7 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
         self._step_variable = None
         self._pending_grads = None
         self._state = None
+        self._trained_tables = []
 
     @property
     def uses_staleness(self) -> bool:
@@ -98,6 +101,7 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
         finally:
             self._pending_grads = None
             self._state = None
+            self._trained_tables = []
             self._core.forget_read_step()
 
     @property
@@ -116,7 +120,12 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
             return self._get_non_slot_variable(_DROPPED, graph=graph)
 
     def _create_slots(self, var_list):
-        for v in var_list:
+        tables = [gradient_slot_owner(v) for v in var_list]
+        for owner in tables:
+            if owner is not None:
+                owner.attach(self._core)
+        first = min(var_list, key=lambda x: x.name)
+        for v in (v for v, owner in zip(var_list, tables, strict=True) if not owner):
             dtype = v.dtype.base_dtype
             shape = v.get_shape()
             for spec in self._core.rule.slots:
@@ -138,7 +147,6 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
                 self._name,
             )
         self._step_variable = self._find_step_variable()
-        first = min(var_list, key=lambda x: x.name)
         if self._core.settings.max_staleness is not None:
             self._create_non_slot_variable(
                 initial_value=tf.constant(0, tf.int64),
@@ -186,6 +194,21 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
     def _resource_apply_sparse(self, grad, var, indices):
         return self._apply(grad, var, indices)
 
+    def _resource_apply_sparse_duplicate_indices(self, grad, handle, indices):
+        owner = gradient_slot_owner(handle)
+        if owner is None:
+            return super()._resource_apply_sparse_duplicate_indices(
+                grad, handle, indices
+            )
+        # A table's gradient: rows indexed by ids, summed per id by the op.
+        self._trained_tables.append(owner)
+        return self._core.update_table(
+            self._state,
+            owner.table,
+            tf.IndexedSlices(grad, indices),
+            self._learning_rate_value,
+        )
+
     def _finish(self, update_ops, name_scope):
         state = self._state
         state.updates.extend(update_ops)
@@ -193,6 +216,10 @@ class SwapOptimizer(tf.compat.v1.train.Optimizer):
         made, _ = self._core.finish(
             state, dropped=self._dropped_counter(), own_step=own
         )
+        with tf.control_dependencies(update_ops):
+            made.extend(
+                owner.trained(state.step) for owner in self._trained_tables
+            )
         if own is None:
             return super()._finish([*update_ops, *made], name_scope)
         return tf.group(*update_ops, *made, name=name_scope)
