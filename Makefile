@@ -52,8 +52,14 @@ build: $(VENV)/.installed
 RUN_FLAGS = --workers 4 --periods 24 --sync-period 10 \
 	--optimizers adagrad,swap,swap+stale+lbn
 
+# Its second step: the same model on raw ids in dynamic tables, the entries
+# stored, admitted and evicted next to each period's AUC (about 40 s).
+DYNAMIC_FLAGS = --workers 4 --periods 8 --seeds 1 --sync-period 10 \
+	--optimizers swap+stale+lbn --embedding dynamic --steps-to-live 64
+
 run: build
 	$(PYENV) $(PY) -m tf_swap.train --out out $(RUN_FLAGS)
+	$(PYENV) $(PY) -m tf_swap.train --out out/dynamic $(DYNAMIC_FLAGS)
 
 simulate: build
 	$(PYENV) $(PY) -m tf_swap.simulate --out out_sim

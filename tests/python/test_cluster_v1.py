@@ -205,7 +205,8 @@ def test_between_graph_replication_with_two_workers(rule, tmp_path):
             assert set(slot_devices) == {part}, parts
         # The dynamic table: a shard on each PS, applied there.
         assert sorted(r["devices"]["users"]) == ["/job:ps/task:0", "/job:ps/task:1"]
-        apply = "TfSwapDynamicTableApply" + ("FtrlSwap" if rule == "ftrl" else "AdagradSwap")
+        rule_op = "FtrlSwap" if rule == "ftrl" else "AdagradSwap"
+        apply = "TfSwapDynamicTableApply" + rule_op
         for op in ("TfSwapDynamicTable", "TfSwapDynamicTableLookup", apply):
             devices = sorted(d for o, d in r["devices"]["users_ops"] if o == op)
             assert devices == ["/job:ps/task:0", "/job:ps/task:1"], (op, devices)

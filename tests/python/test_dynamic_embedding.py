@@ -226,12 +226,13 @@ def test_tf_keras_fit_equals_a_fixed_embedding(tmp_path, rule):
     import tf_swap.tf_keras as tk
 
     def tf_keras_model(embedding):
-        inputs = tf_keras.Input((3,), dtype="int64")
+        inputs = tf_keras.Input((3,), dtype="int64", name="ids")
         hidden = tf_keras.layers.Flatten()(embedding(inputs))
         dense = tf_keras.layers.Dense(
             1,
             activation="sigmoid",
             kernel_initializer=tf_keras.initializers.GlorotUniform(7),
+            name="click",
         )
         return tf_keras.Model(inputs, dense(hidden))
 
@@ -266,3 +267,11 @@ def test_tf_keras_fit_equals_a_fixed_embedding(tmp_path, rule):
     again.fit(IDS[:32], LABELS[:32], verbose=0)
     again.load_weights(path)
     np.testing.assert_array_equal(other.table.find(seen).numpy(), saved)
+    if rule == "adagrad":
+        # The tf_keras export serves on stock TensorFlow, unknown ids too.
+        test = np.concatenate([IDS[:16], [[7_777_777, -7_777_777, 3]]])
+        want = dynamic.predict(test, verbose=0)
+        tk.export_for_serving(dynamic, str(tmp_path / "serving"))
+        served, ops = serve_in_clean_process(tmp_path / "serving", {"ids": test})
+        assert not tf_swap_ops(ops), tf_swap_ops(ops)
+        np.testing.assert_allclose(served["click"], want, atol=1e-6)

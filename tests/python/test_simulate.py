@@ -241,6 +241,26 @@ def test_tiny_run_writes_files(tmp_path):
     assert os.path.getsize(out / "auc_vs_workers.png") > 1000
 
 
+def test_dynamic_tables_count_what_they_store_admit_and_evict(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--workers", "1,3", "--periods", "4", "--samples-per-period", "256",
+            "--batch-size", "32", "--optimizers", "swap+stale+lbn,ftrl-swap",
+            "--embedding", "dynamic", "--min-count", "2", "--steps-to-live", "6",
+            "--out", str(out), "--no-progress"]
+    assert simulate.main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["embedding"] == "dynamic"
+    for run in metrics["runs"].values():
+        for tables in run["tables"]:  # per W
+            entries = np.asarray(tables["entries"])
+            change = np.cumsum(np.subtract(tables["admitted"], tables["evicted"]))
+            np.testing.assert_array_equal(entries, change)
+            # 8 steps a period, 6 to live: ids of an earlier period go.
+            assert all(e > 0 for e in tables["evicted"][1:])
+            assert len(entries) == 3 and entries[-1] > 0
+    assert "stored / admitted / evicted" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -249,6 +269,10 @@ def test_tiny_run_writes_files(tmp_path):
         ["--workers", "0"],
         ["--workers", "a"],
         ["--speed-sigma", "-1"],
+        ["--embedding", "sparse"],
+        ["--min-count", "2"],  # needs --embedding dynamic
+        ["--embedding", "dynamic", "--min-count", "0"],
+        ["--embedding", "dynamic", "--steps-to-live", "-1"],
     ],
 )
 def test_bad_flags(argv, tmp_path):

@@ -98,7 +98,7 @@ def add_data_arguments(
 
 def add_config_arguments(parser, defaults: Config, variants_default: str) -> None:
     """`--optimizers`, `--out` and the flags of a `Config`."""
-    from tf_swap.jobs.experiment import VARIANTS
+    from tf_swap.jobs.experiment import EMBEDDINGS, VARIANTS
 
     parser.add_argument(
         "--optimizers",
@@ -148,6 +148,30 @@ def add_config_arguments(parser, defaults: Config, variants_default: str) -> Non
         help="Local BN publish period, in a worker's own steps",
     )
     parser.add_argument(
+        "--embedding",
+        default=defaults.embedding,
+        help=(
+            f"{' or '.join(EMBEDDINGS)}: the models' tables, hashed ids in "
+            "fixed tables or raw ids in dynamic tables "
+            "(tf_swap.keras.DynamicEmbedding)"
+        ),
+    )
+    parser.add_argument(
+        "--min-count",
+        type=int,
+        default=defaults.min_count,
+        help="dynamic tables: training lookups before an id is stored",
+    )
+    parser.add_argument(
+        "--steps-to-live",
+        type=int,
+        default=None,
+        help=(
+            "dynamic tables: evict, at each period's end, ids not updated for "
+            "this many steps (default: keep them)"
+        ),
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar"
     )
 
@@ -178,6 +202,9 @@ def config_from(args, defaults: Config) -> Config:
         staleness_exponent=args.staleness_exponent,
         max_staleness=args.max_staleness,
         sync_period=args.sync_period,
+        embedding=args.embedding,
+        min_count=args.min_count,
+        steps_to_live=args.steps_to_live,
         seed=args.seed,
         progress=not args.no_progress,
     )
@@ -207,6 +234,7 @@ def load_stream(args, seed: int | None = None):
             periods,
             args.seed if seed is None else seed,
             args.samples_per_period,
+            raw_ids=args.embedding == "dynamic",
         )
     except (OSError, ValueError) as error:
         raise InputError(f"--data: {_one_line(error)}") from error

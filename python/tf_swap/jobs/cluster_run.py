@@ -18,10 +18,11 @@ from tf_swap.jobs.streams import SeededStreams
 
 
 def over_seeds(per_seed: list[dict]) -> dict:
-    """One variant's metrics over its seeds: the first seed's, with `auc`
-    and `loss` averaged per period, `auc_ci` (95% CI half-widths per period,
-    `None` with one seed), `mean_auc` / `mean_auc_ci` (over the periods),
-    the per-seed AUCs in `seed_auc` and the counts summed."""
+    """One variant's metrics over its seeds: the first seed's, with `auc`,
+    `loss` and the dynamic tables' counts (`tables`) averaged per period,
+    `auc_ci` (95% CI half-widths per period, `None` with one seed),
+    `mean_auc` / `mean_auc_ci` (over the periods), the per-seed AUCs in
+    `seed_auc` and the counts summed."""
     summary = summarize([r["auc"] for r in per_seed])
     run = dict(per_seed[0])
     run.update(
@@ -34,6 +35,10 @@ def over_seeds(per_seed: list[dict]) -> dict:
         mean_staleness=float(np.mean([r["mean_staleness"] for r in per_seed])),
         max_staleness_seen=max(r["max_staleness_seen"] for r in per_seed),
         wide_zero_fraction=float(np.mean([r["wide_zero_fraction"] for r in per_seed])),
+        tables={
+            key: np.mean([r["tables"][key] for r in per_seed], axis=0).tolist()
+            for key in per_seed[0]["tables"]
+        },
         seconds=round(sum(r["seconds"] for r in per_seed), 1),
     )
     for key in (

@@ -42,6 +42,7 @@ from tf_swap.jobs.experiment import (
     period_batches,
     steps_per_period,
 )
+from tf_swap.jobs.models import TableCounts
 
 
 class TrainingFailed(RuntimeError):
@@ -100,6 +101,7 @@ class _Progress:
         self.batch = 0  # the next batch of that period
         self.steps = 0  # steps scheduled
         self.saved_steps = 0  # steps in the latest checkpoint
+        self.tables = TableCounts().as_dict()  # dynamic tables, per period
 
     def to_json(self) -> dict:
         return dict(vars(self))
@@ -219,7 +221,7 @@ def train_variant(
     """
     from sklearn.metrics import roc_auc_score
 
-    from tf_swap.jobs.models import wide_zero_fraction
+    from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
     from tf_swap.keras import ShardedEmbedding
 
     checkpointing = checkpointing or Checkpointing()
@@ -302,10 +304,17 @@ def train_variant(
         "wide_zero_fraction": wide_zero_fraction(run.model, stream),
         "batch_norm": VARIANTS[parse_variant(variant)[0]].batch_norm,
         "table_devices": {
-            layer.name: [shard.value.device for shard in layer.shards]
-            for layer in run.model.layers
-            if isinstance(layer, ShardedEmbedding)
+            **{
+                layer.name: [shard.value.device for shard in layer.shards]
+                for layer in run.model.layers
+                if isinstance(layer, ShardedEmbedding)
+            },
+            **{
+                layer.name: [handle.device for handle in layer.table.handles]
+                for layer in dynamic_tables(run.model)
+            },
         },
+        "tables": progress.tables,
         "saved_model": saved_model,
     }
 
@@ -338,6 +347,9 @@ def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
                 run.save(directory, progress)
         _collect(pending, progress, bar)
         run.coordinator.join()
+        tables = TableCounts(progress.tables)
+        tables.end_period(run.model)
+        progress.tables = tables.as_dict()
         nxt = stream.periods[d + 1]
         progress.aucs.append(float(auc(nxt.y, run.predict(nxt.x))))
         progress.losses.append(float(np.mean(progress.period_losses)))

@@ -4,7 +4,10 @@ Every stream is a list of `Period`s of hashed categorical features:
 `x[n, F]` holds, for each of the `F` fields, a bucket in `[0, buckets)`
 (the model adds a per-field offset, so fields never collide), `y[n]` the
 clicks, and for the synthetic stream `p[n]` the true click probabilities,
-so the best possible AUC (the oracle's) is known.
+so the best possible AUC (the oracle's) is known. Loaded with
+`raw_ids=True` (the jobs' `--embedding dynamic`), `x[n, F]` holds int64 raw
+ids instead (`raw_id_column`: no buckets, no collisions), for dynamic
+tables.
 
 `load(spec)` understands:
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import math
 import os
 import zlib
@@ -43,12 +47,14 @@ class Period:
 
 @dataclasses.dataclass
 class Stream:
-    """A time-ordered list of periods of one data set."""
+    """A time-ordered list of periods of one data set; `raw_ids`: `x`
+    holds raw ids (`buckets` 0), else hashed buckets."""
 
     name: str
     fields: list[str]
     buckets: int
     periods: list[Period]
+    raw_ids: bool = False
 
     def oracle_auc(self) -> list[float] | None:
         """AUC of the true click probabilities per period, if known."""
@@ -70,6 +76,52 @@ def hash_column(values, buckets: int, salt: str) -> np.ndarray:
         dtype=np.int64,
     )
     return codes[inverse.reshape(-1)].astype(np.int32)
+
+
+# Integer values below this are their own id (times the field count);
+# larger ones, and other values, are fingerprinted.
+_LARGEST_RAW = 2**52
+
+
+def _fingerprint(text: str) -> int:
+    """A 63-bit BLAKE2b fingerprint of `text`, >= `_LARGEST_RAW`."""
+    digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
+    return _LARGEST_RAW + digest % (2**63 - _LARGEST_RAW)
+
+
+def raw_id_column(values, field: int, fields: int) -> np.ndarray:
+    """Raw int64 ids of field `field` of `fields`, distinct across fields
+    and values: an integer value `v` (or its decimal string, `|v| <
+    2**52`) is `v * fields + field`; any other value a 63-bit BLAKE2b
+    fingerprint of `field:value` (no buckets: two distinct values share an
+    id with probability about `n**2 / 2**64`). Computed once per distinct
+    value."""
+    values = np.asarray(values)
+    distinct, inverse = np.unique(values.astype(str), return_inverse=True)
+    codes = []
+    for v in distinct:
+        try:
+            number = int(v)
+        except ValueError:
+            number = None
+        if number is not None and abs(number) < _LARGEST_RAW:
+            codes.append(number * fields + field)
+        else:
+            codes.append(_fingerprint(f"{field}:{v}"))
+    return np.asarray(codes, np.int64)[inverse.reshape(-1)]
+
+
+def _features(columns: list, salts: list[str], buckets: int, raw_ids: bool):
+    """`x[n, F]`: each column hashed into `buckets` (with its salt), or
+    its raw ids."""
+    if raw_ids:
+        return np.stack(
+            [raw_id_column(c, f, len(columns)) for f, c in enumerate(columns)], axis=1
+        )
+    return np.stack(
+        [hash_column(c, buckets, salt) for c, salt in zip(columns, salts, strict=True)],
+        axis=1,
+    )
 
 
 def _split(x, y, periods: int) -> list[Period]:
@@ -167,6 +219,7 @@ def synthetic_stream(
     drift: Drift | None = None,
     seed: int = 0,
     buckets: int = DEFAULT_BUCKETS,
+    raw_ids: bool = False,
 ) -> Stream:
     """A drifting CTR stream with known click probabilities.
 
@@ -227,17 +280,12 @@ def synthetic_stream(
         )
         p = 1.0 / (1.0 + np.exp(-logit))
         y = (rng.random(samples) < p).astype(np.float32)
-        x = np.stack(
-            [
-                hash_column(u, buckets, "user"),
-                hash_column(i, buckets, "item"),
-                hash_column(category[i], buckets, "category"),
-                hash_column(h, buckets, "hour"),
-            ],
-            axis=1,
-        )
+        fields = ["user", "item", "category", "hour"]
+        x = _features([u, i, category[i], h], fields, buckets, raw_ids)
         out.append(Period(x, y, p.astype(np.float32)))
-    return Stream("synthetic", ["user", "item", "category", "hour"], buckets, out)
+    return Stream(
+        "synthetic", fields, 0 if raw_ids else buckets, out, raw_ids=raw_ids
+    )
 
 
 def _read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -284,7 +332,7 @@ def _check_enough(path: str, count: int, periods: int) -> None:
 
 
 def movielens_stream(
-    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
+    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS, raw_ids=False
 ) -> Stream:
     """MovieLens ratings as clicks (rating >= 4), periods of equal size in
     time order. Fields: user, movie and, when `movies.csv` is next to
@@ -303,10 +351,7 @@ def movielens_stream(
     rating = _numbers(rows, "rating", float, path)
     time = _numbers(rows, "timestamp", int, path)
     _check_enough(path, len(rows), periods)
-    columns = [
-        hash_column(users, buckets, "user"),
-        hash_column(movies, buckets, "movie"),
-    ]
+    columns, salts = [users, movies], ["user", "movie"]
     fields = ["user", "movie"]
     movies_csv = os.path.join(os.path.dirname(path), "movies.csv")
     if os.path.exists(movies_csv):
@@ -316,12 +361,19 @@ def movielens_stream(
         }
         for g in range(3):
             names = np.array([genres.get(m, ["-"] * 3)[g] for m in movies])
-            columns.append(hash_column(names, buckets, "genre"))
+            columns.append(names)
+            salts.append("genre")
             fields.append(f"genre{g + 1}")
     order = np.argsort(time, kind="stable")
-    x = np.stack(columns, axis=1)[order]
+    x = _features(columns, salts, buckets, raw_ids)[order]
     y = (rating >= 4.0).astype(np.float32)[order]
-    return Stream("movielens", fields, buckets, _split(x, y, periods))
+    return Stream(
+        "movielens",
+        fields,
+        0 if raw_ids else buckets,
+        _split(x, y, periods),
+        raw_ids=raw_ids,
+    )
 
 
 def _criteo_integer(value: str) -> str:
@@ -334,7 +386,7 @@ def _criteo_integer(value: str) -> str:
 
 
 def criteo_stream(
-    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS
+    path: str, periods: int = 10, buckets: int = DEFAULT_BUCKETS, raw_ids=False
 ) -> Stream:
     """Criteo TSV (label, I1..I13, C1..C26) in file order. Every column is
     hashed as a categorical field (integers bucketed first). Lines without
@@ -366,15 +418,15 @@ def criteo_stream(
         raise ValueError(f"{path} has no rows with 40 tab-separated columns")
     _check_enough(path, len(labels), periods)
     fields = [f"I{j + 1}" for j in range(13)] + [f"C{j + 1}" for j in range(26)]
-    x = np.stack(
-        [
-            hash_column(c, buckets, name)
-            for c, name in zip(columns, fields, strict=True)
-        ],
-        axis=1,
-    )
+    x = _features(columns, fields, buckets, raw_ids)
     y = np.asarray(labels, np.float32)
-    return Stream("criteo", fields, buckets, _split(x, y, periods))
+    return Stream(
+        "criteo",
+        fields,
+        0 if raw_ids else buckets,
+        _split(x, y, periods),
+        raw_ids=raw_ids,
+    )
 
 
 def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stream:
@@ -401,17 +453,22 @@ def load(spec: str, periods: int | None = None, seed: int = 0, **kwargs) -> Stre
 
 
 def load_for_job(
-    spec: str, periods: int | None, seed: int, samples_per_period: int
+    spec: str,
+    periods: int | None,
+    seed: int,
+    samples_per_period: int,
+    raw_ids: bool = False,
 ) -> Stream:
     """The stream a job (`tf_swap.train`, `tf_swap.simulate`) trains on:
     `load`, with `samples_per_period` for the synthetic stream, and at least
-    two periods (train on one, evaluate on the next).
+    two periods (train on one, evaluate on the next); raw ids for dynamic
+    tables if `raw_ids`.
 
     Raises:
         OSError: the data file cannot be read.
         ValueError: the spec is unknown or gives fewer than two periods.
     """
-    extra = {}
+    extra = {"raw_ids": raw_ids}
     if spec.partition(":")[0] == "synthetic":
         extra["samples"] = samples_per_period
     stream = load(spec, periods=periods, seed=seed, **extra)

@@ -32,6 +32,8 @@ VARIANTS = {
 }
 
 
+# The models' tables: hashed ids in fixed tables, or raw ids in dynamic ones.
+EMBEDDINGS = ("hashed", "dynamic")
 
 
 class InputError(ValueError):
@@ -84,6 +86,9 @@ class Config:
     embedding_dim: int = 8
     hidden: tuple[int, ...] = (64, 32)
     sync_period: int = 1
+    embedding: str = "hashed"
+    min_count: int = 1
+    steps_to_live: int | None = None
     seed: int = 0
     progress: bool = True
 
@@ -97,6 +102,23 @@ class Config:
             raise InputError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if self.sync_period < 1:
             raise InputError(f"--sync-period must be >= 1, got {self.sync_period}")
+        if self.embedding not in EMBEDDINGS:
+            raise InputError(
+                f"--embedding must be one of {', '.join(EMBEDDINGS)}, got "
+                f"{self.embedding!r}"
+            )
+        if self.min_count < 1:
+            raise InputError(f"--min-count must be >= 1, got {self.min_count}")
+        if self.steps_to_live is not None and self.steps_to_live < 0:
+            raise InputError(
+                f"--steps-to-live must be >= 0, got {self.steps_to_live}"
+            )
+        if self.embedding == "hashed" and (
+            self.min_count != 1 or self.steps_to_live is not None
+        ):
+            raise InputError(
+                "--min-count and --steps-to-live need --embedding dynamic"
+            )
 
     def as_dict(self) -> dict:
         """The configuration as `metrics.json` records it."""
@@ -250,10 +272,14 @@ def make_optimizer(
 
 def make_model(variant: str, stream, config: Config):
     """The CTR model of `tf_swap.jobs.models` for a variant on a stream,
-    with Local BN publishing every `config.sync_period` steps."""
+    with Local BN publishing every `config.sync_period` steps, its tables
+    dynamic with `config.embedding == "dynamic"` (a stream of raw ids)."""
     from tf_swap.jobs.models import build_ctr_model
 
     base, _ = parse_variant(variant)
+    dynamic = None
+    if config.embedding == "dynamic":
+        dynamic = dict(min_count=config.min_count, steps_to_live=config.steps_to_live)
     return build_ctr_model(
         len(stream.fields),
         stream.buckets,
@@ -262,6 +288,7 @@ def make_model(variant: str, stream, config: Config):
         batch_norm=VARIANTS[base].batch_norm,
         sync_period=config.sync_period,
         seed=config.seed,
+        dynamic=dynamic,
     )
 
 

@@ -19,22 +19,24 @@ class GradientRing:
 
     Args:
         variables: The model's trainable variables, in gradient order.
-        sparse: Per variable, whether its gradient is sparse.
+        sparse: Per variable, the dtype of its sparse gradient's indices
+            (`tf.int32` for a fixed table's rows, `tf.int64` for a dynamic
+            table's ids), or `None` for a dense gradient.
         workers: `W`.
         rows: Rows of one sparse gradient (the ids of one batch).
     """
 
-    def __init__(self, variables, sparse: list[bool], workers: int, rows: int):
+    def __init__(self, variables, sparse: list, workers: int, rows: int):
         self._sparse = sparse
         self._rows = rows
         self._shapes = [tf.constant(tuple(v.shape), tf.int64) for v in variables]
         self._tables = [
             (
                 tf.Variable(tf.zeros((workers, rows, *v.shape[1:]), v.dtype)),
-                tf.Variable(tf.zeros((workers, rows), tf.int32)),
+                tf.Variable(tf.zeros((workers, rows), index_dtype)),
             )
-            for v, s in zip(variables, sparse, strict=True)
-            if s
+            for v, index_dtype in zip(variables, sparse, strict=True)
+            if index_dtype is not None
         ]
         dense = [v for v, s in zip(variables, sparse, strict=True) if not s]
         self._dense_shapes = [tuple(v.shape) for v in dense]
@@ -45,11 +47,11 @@ class GradientRing:
         """Keeps worker `w`'s gradients (in variable order) in its slot."""
         tables = iter(self._tables)
         flat = []
-        for g, sparse in zip(grads, self._sparse, strict=True):
-            if sparse:
+        for g, index_dtype in zip(grads, self._sparse, strict=True):
+            if index_dtype is not None:
                 values_of, indices_of = next(tables)
                 values = tf.reshape(g.values, [self._rows, *g.values.shape[-1:]])
-                indices = tf.cast(tf.reshape(g.indices, [self._rows]), tf.int32)
+                indices = tf.cast(tf.reshape(g.indices, [self._rows]), index_dtype)
                 values_of.scatter_update(tf.IndexedSlices(values[None], w[None]))
                 indices_of.scatter_update(tf.IndexedSlices(indices[None], w[None]))
             else:
@@ -71,8 +73,8 @@ class GradientRing:
         )
         tables = iter(self._tables)
         grads = []
-        for sparse, shape in zip(self._sparse, self._shapes, strict=True):
-            if sparse:
+        for index_dtype, shape in zip(self._sparse, self._shapes, strict=True):
+            if index_dtype is not None:
                 values_of, indices_of = next(tables)
                 values, indices = tf.gather(values_of, w), tf.gather(indices_of, w)
                 grads.append(tf.IndexedSlices(values, indices, shape))

@@ -1,12 +1,12 @@
-"""The CTR model of the training job: hashed embeddings, a DNN tower with
-batch normalization, a sigmoid output."""
+"""The CTR model of the training job: hashed embeddings (or dynamic tables
+of raw ids), a DNN tower with batch normalization, a sigmoid output."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
-from tf_swap.keras import LocalBatchNormalization, ShardedEmbedding
+from tf_swap.keras import DynamicEmbedding, LocalBatchNormalization, ShardedEmbedding
 
 BATCH_NORMS = ("local", "keras", "none")
 # The wide part: one linear weight per id.
@@ -29,6 +29,7 @@ def build_ctr_model(
     seed: int = 0,
     sync_period: int = 1,
     embedding: type[keras.layers.Embedding] = ShardedEmbedding,
+    dynamic: dict | None = None,
 ) -> keras.Model:
     """A wide-and-deep CTR model on `num_fields` hashed categorical fields.
 
@@ -56,6 +57,11 @@ def build_ctr_model(
         embedding: The tables' layer class: `ShardedEmbedding` (default),
             or `keras.layers.Embedding` for a model of stock Keras only
             (the benchmarks' baseline).
+        dynamic: If given, the tables are `tf_swap.keras.DynamicEmbedding`s
+            with these arguments (`min_count`, `steps_to_live`), and the
+            inputs int64 raw ids (`tf_swap.jobs.data.raw_id_column`: ids of
+            different fields never collide, so no offsets) instead of
+            buckets; `buckets` is then unused.
 
     Returns:
         The `keras.Model`.
@@ -63,9 +69,21 @@ def build_ctr_model(
     if batch_norm not in BATCH_NORMS:
         raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, got {batch_norm!r}")
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((num_fields,), dtype="int32", name="features")
-    rows = table_rows(inputs, buckets)
-    deep = embedding(num_fields * buckets, embedding_dim, name="embeddings")(rows)
+    if dynamic is None:
+        inputs = keras.Input((num_fields,), dtype="int32", name="features")
+        rows = table_rows(inputs, buckets)
+
+        def table(dim, name, **kwargs):
+            return embedding(num_fields * buckets, dim, name=name, **kwargs)(rows)
+    else:
+        inputs = keras.Input((num_fields,), dtype="int64", name="features")
+
+        def table(dim, name, **kwargs):
+            return DynamicEmbedding(dim, seed=seed, name=name, **dynamic, **kwargs)(
+                inputs
+            )
+
+    deep = table(embedding_dim, "embeddings")
     x = keras.layers.Flatten()(deep)
     for i, width in enumerate(hidden):
         x = keras.layers.Dense(width, use_bias=batch_norm == "none", name=f"dense_{i}")(
@@ -79,9 +97,7 @@ def build_ctr_model(
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
         x = keras.layers.ReLU()(x)
     deep_logit = keras.layers.Dense(1, name="deep_logit")(x)
-    wide = embedding(
-        num_fields * buckets, 1, embeddings_initializer="zeros", name=WIDE_LAYER
-    )(rows)
+    wide = table(1, WIDE_LAYER, embeddings_initializer="zeros")
     wide_logit = keras.ops.sum(wide, axis=1)
     outputs = keras.layers.Activation("sigmoid", name="click")(deep_logit + wide_logit)
     model = keras.Model(inputs, outputs, name="ctr")
@@ -95,8 +111,52 @@ def wide_zero_fraction(model: keras.Model, stream) -> float:
     of `stream` but the last) that are exactly zero (FTRL's L1 makes them
     so; Adagrad leaves none)."""
     layer = model.get_layer(WIDE_LAYER)
+    if isinstance(layer, DynamicEmbedding):  # its entries: the ids trained on
+        values = layer.table.export().values.numpy()
+        return float(np.mean(values == 0.0)) if values.size else 0.0
     table = np.concatenate([np.asarray(w).reshape(-1) for w in layer.get_weights()])
     seen = np.unique(
         np.concatenate([table_rows(p.x, stream.buckets) for p in stream.periods[:-1]])
     )
     return float(np.mean(table[seen] == 0.0))
+
+
+def dynamic_tables(model: keras.Model) -> list:
+    """The model's `DynamicEmbedding` layers."""
+    return [layer for layer in model.layers if isinstance(layer, DynamicEmbedding)]
+
+
+class TableCounts:
+    """Per trained period, the entries the model's dynamic tables store
+    after it, those admitted during it and those its end evicted (all
+    tables together), for the jobs' reports.
+
+    Args:
+        counts: Earlier periods' counts (`as_dict()`), when resuming.
+    """
+
+    def __init__(self, counts: dict | None = None):
+        counts = counts or {"entries": [], "admitted": [], "evicted": []}
+        self.entries = list(counts["entries"])
+        self.admitted = list(counts["admitted"])
+        self.evicted = list(counts["evicted"])
+
+    def end_period(self, model: keras.Model) -> None:
+        """At the end of a trained period: applies each table's eviction
+        policy, then counts."""
+        layers = dynamic_tables(model)
+        if not layers:
+            return
+        evicted = sum(layer.evict() for layer in layers)
+        entries = sum(layer.table_size() for layer in layers)
+        before = self.entries[-1] if self.entries else 0
+        self.entries.append(entries)
+        self.evicted.append(evicted)
+        self.admitted.append(entries - before + evicted)
+
+    def as_dict(self) -> dict:
+        return {
+            "entries": self.entries,
+            "admitted": self.admitted,
+            "evicted": self.evicted,
+        }

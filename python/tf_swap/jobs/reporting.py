@@ -82,6 +82,43 @@ def period_auc_table(metrics: dict) -> str:
     return markdown(head, rows)
 
 
+def reports_tables(runs: dict) -> bool:
+    """Whether the runs trained dynamic tables (`--embedding dynamic`):
+    their `tables` (one per run, or per W in the simulator's) hold counts."""
+    counts = []
+    for run in runs.values():
+        tables = run.get("tables", [])
+        counts += tables if isinstance(tables, list) else [tables]
+    return any(len(c.get("entries", [])) for c in counts)
+
+
+def tables_table(periods: list[int], columns: dict) -> str:
+    """Per evaluated period, each run's AUC next to its dynamic tables'
+    entries stored, admitted and evicted over the period trained before
+    it. `columns`: name -> (AUC per period, `tables` counts per period)."""
+    head = ["period"]
+    for name in columns:
+        head += [f"{name} AUC", f"{name} stored / admitted / evicted"]
+    rows = []
+    for i, period in enumerate(periods):
+        cells = [str(period)]
+        for aucs, counts in columns.values():
+            cells.append(f"{aucs[i]:.4f}")
+            keys = ("entries", "admitted", "evicted")
+            cells.append(" / ".join(f"{counts[k][i]:,.0f}" for k in keys))
+        rows.append(cells)
+    return markdown(head, rows)
+
+
+def cluster_tables_table(metrics: dict) -> str:
+    """The cluster job's `tables_table` (counts mean over the seeds)."""
+    runs = metrics["runs"]
+    return tables_table(
+        metrics["evaluated_periods"],
+        {name: (run["auc"], run["tables"]) for name, run in runs.items()},
+    )
+
+
 def paired_mean_differences(metrics: dict) -> str:
     """The cluster job's variants minus the first, in mean AUC over the
     periods, paired by seed (`mean ± 95% CI`): the same seed is the same
@@ -275,7 +312,26 @@ def simulation_report(metrics: dict) -> str:
             "Wide weights exactly 0 (ids trained on, mean over seeds):\n"
             + wide_zero_table(metrics)
         )
+    if reports_tables(metrics["runs"]):
+        parts.append(
+            "Dynamic tables (all tables, mean over seeds: after the period "
+            "trained before each evaluated one):\n" + simulation_tables_table(metrics)
+        )
     return "\n\n".join(parts)
+
+
+def simulation_tables_table(metrics: dict) -> str:
+    """The simulator's `tables_table`: a column pair per variant and W."""
+    periods = metrics["evaluated_periods"]
+    columns = {}
+    for name, run in metrics["runs"].items():
+        for w, aucs, tables in zip(
+            run["workers"], run["period_auc"], run["tables"], strict=True
+        ):
+            # Period p (1-based) is evaluated after training on p - 1.
+            counts = {k: [v[p - 2] for p in periods] for k, v in tables.items()}
+            columns[f"{name} W={w}"] = (aucs, counts)
+    return tables_table(periods, columns)
 
 
 def wide_zero_table(metrics: dict) -> str:

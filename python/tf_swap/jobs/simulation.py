@@ -98,6 +98,7 @@ class Simulation:
         import tensorflow as tf
 
         from tf_swap.jobs.gradient_ring import GradientRing
+        from tf_swap.jobs.models import dynamic_tables
         from tf_swap.jobs.worker_statistics import WorkerStatistics
         from tf_swap.keras import LocalBatchNormalization
 
@@ -110,16 +111,22 @@ class Simulation:
         self.optimizer.build(self.variables)
         xs, ys, _ = batches
         self._x, self._y = tf.constant(xs), tf.constant(ys)
-        tables = {
-            id(w)
+        # Sparse gradients: a fixed table's rows (int32), a dynamic
+        # table's ids (int64, to its gradient slot).
+        index_dtype = {
+            id(w): tf.int32
             for layer in self.model.layers
             if isinstance(layer, keras.layers.Embedding)
             for w in layer.trainable_weights
         }
+        index_dtype.update(
+            (id(layer.gradient_slot), tf.int64)
+            for layer in dynamic_tables(self.model)
+        )
         # One gathered row per id of a batch.
         ring = GradientRing(
             self.variables,
-            [id(v) in tables for v in self.variables],
+            [index_dtype.get(id(v)) for v in self.variables],
             workers,
             rows=xs.shape[1] * xs.shape[2],
         )
@@ -223,12 +230,15 @@ class Simulation:
     def run(self, stream, batches, schedule, progress=None) -> dict:
         """Runs the schedule, evaluating every period; returns this run's
         metrics (`auc` per evaluated period, `taus`, `updates`,
-        `dropped_updates`, `wide_zero_fraction`, `seconds`)."""
+        `dropped_updates`, `wide_zero_fraction`, `tables`: the dynamic
+        tables' entries, admitted and evicted per period (`TableCounts`),
+        `seconds`)."""
         from sklearn.metrics import roc_auc_score
 
-        from tf_swap.jobs.models import wide_zero_fraction
+        from tf_swap.jobs.models import TableCounts, wide_zero_fraction
 
         _, _, period_of = batches
+        tables = TableCounts()
         started = time.monotonic()
         self.start(schedule)
         periods = len(stream.periods)
@@ -245,6 +255,7 @@ class Simulation:
                 self.run_events(schedule, begin, end)
                 if progress is not None:
                     progress.update(end - begin)
+            tables.end_period(self.model)
             nxt = stream.periods[len(aucs) + 1]
             aucs.append(float(roc_auc_score(nxt.y, self.predict(nxt.x))))
             if progress is not None:
@@ -261,6 +272,7 @@ class Simulation:
             "updates": len(schedule.worker),
             "dropped_updates": self.optimizer.dropped_updates,
             "wide_zero_fraction": wide_zero_fraction(self.model, stream),
+            "tables": tables.as_dict(),
             "seconds": round(time.monotonic() - started, 2),
         }
 

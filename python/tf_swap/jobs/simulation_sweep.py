@@ -24,7 +24,10 @@ Outputs, in `--out`:
   "staleness": [{"mean", "p50", "p99", "max"} per W, over all seeds],
   "updates": [...], "dropped_updates": [...], "wide_zero_fraction": [the
   fraction of exactly-zero wide weights of the ids trained on, mean over
-  seeds, per W], "seconds": [...]}}}`.
+  seeds, per W], "tables": [{"entries", "admitted", "evicted": [the
+  dynamic tables' counts after the period trained before each evaluated
+  period (every one, 1 .. P-1), mean over seeds]} per W; empty lists with
+  hashed tables], "seconds": [...]}}}`.
   `seconds_per_update` is the simulation's wall time (evaluation
   included) over the updates simulated.
 - `auc_vs_workers.png`: mean AUC against workers (log x axis), one line
@@ -68,6 +71,7 @@ _CELL_KEYS = (
     "updates",
     "dropped_updates",
     "wide_zero_fraction",
+    "tables",
     "seconds",
 )
 
@@ -107,6 +111,11 @@ def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
         "wide_zero_fraction": float(
             np.mean([r["wide_zero_fraction"] for r in results])
         ),
+        # Every evaluated period's counts (not only the reported ones).
+        "tables": {
+            key: np.mean([r["tables"][key] for r in results], axis=0).tolist()
+            for key in results[0]["tables"]
+        },
         "seconds": round(sum(r["seconds"] for r in results), 2),
     }
 

@@ -165,6 +165,12 @@ def run(args: argparse.Namespace) -> int:
             reporting.plot_period_auc(metrics, tmp)
     print()
     print(reporting.period_auc_table(metrics))
+    if reporting.reports_tables(metrics["runs"]):
+        print(
+            "\nDynamic tables (all tables, mean over seeds: after the period "
+            "trained before each evaluated one):"
+        )
+        print(reporting.cluster_tables_table(metrics))
     if len(variants) > 1 and len(seed_list) > 1:
         print("\nMean AUC over the periods, paired by seed:")
         print(reporting.paired_mean_differences(metrics))

@@ -2,7 +2,8 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from tf_swap.serving_rows import row_index, rows_with_zeros, serving_lookup
 
 
 class ServingTable(keras.layers.Layer):
@@ -18,21 +19,18 @@ class ServingTable(keras.layers.Layer):
 
     def __init__(self, ids: np.ndarray, rows: np.ndarray, **kwargs):
         super().__init__(**kwargs)
-        entries, dim = rows.shape
-        self.dim = dim
-        self.index = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(ids, tf.int64), tf.range(entries, dtype=tf.int64)
-            ),
-            default_value=entries,
-        )
+        entries, self.dim = rows.shape
+        self.index = row_index(ids)
         self.rows = self.add_weight(
-            shape=(entries + 1, dim), initializer="zeros", trainable=False, name="rows"
+            shape=(entries + 1, self.dim),
+            initializer="zeros",
+            trainable=False,
+            name="rows",
         )
-        self.rows.assign(np.concatenate([rows, np.zeros((1, dim), rows.dtype)]))
+        self.rows.assign(rows_with_zeros(rows))
 
     def call(self, ids):
-        return tf.gather(self.rows, self.index.lookup(tf.cast(ids, tf.int64)))
+        return serving_lookup(self.index, self.rows, ids)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.dim)

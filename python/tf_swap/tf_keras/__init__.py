@@ -1,7 +1,8 @@
-"""tf_keras (Keras 2) optimizers, layer and model, for `model.fit` under
-`tf.distribute.ParameterServerStrategy` with sharded tables (Keras 3 has no
-parameter-server training with sharded variables). Needs `tf_keras`
-(`pip install tf_swap[tf_keras]`, i.e. `tf-keras==2.21.0`)."""
+"""tf_keras (Keras 2) optimizers, layers, model and serving export, for
+`model.fit` under `tf.distribute.ParameterServerStrategy` with sharded
+tables (Keras 3 has no parameter-server training with sharded variables).
+Needs `tf_keras` (`pip install tf_swap[tf_keras]`, i.e. `tf-keras==2.21.0`).
+"""
 
 try:
     import tf_keras  # noqa: F401
@@ -13,6 +14,7 @@ except ImportError as error:
 
 from tf_swap.tf_keras.adagrad_swap import AdagradSwap  # noqa: E402
 from tf_swap.tf_keras.dynamic_embedding import DynamicEmbedding  # noqa: E402
+from tf_swap.tf_keras.export import ServingTable, export_for_serving  # noqa: E402
 from tf_swap.tf_keras.ftrl_swap import FtrlSwap  # noqa: E402
 from tf_swap.tf_keras.local_batch_normalization import (  # noqa: E402
     LocalBatchNormalization,
@@ -26,5 +28,7 @@ __all__ = [
     "LocalBatchNormalization",
     "Model",
     "ReadStepMixin",
+    "ServingTable",
+    "export_for_serving",
     "record_read_step",
 ]
