@@ -94,7 +94,8 @@ rust-test-build:
 # renames TensorFlow's devices for every later test in it: they get their own
 # pytest process.
 CLUSTER_TESTS := tests/python/test_train.py tests/python/test_cluster.py \
-	tests/python/test_sharded_cluster.py tests/python/test_recovery.py
+	tests/python/test_sharded_cluster.py tests/python/test_recovery.py \
+	tests/python/test_worker_loss.py
 
 python-test: python-unit python-cluster
 

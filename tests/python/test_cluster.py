@@ -73,6 +73,15 @@ def test_parent_killed_takes_its_children(tmp_path):
                 parent.wait()
 
 
+def test_a_task_exits_within_10_s_of_sigterm_or_sigint():
+    with LocalCluster(ps=1, workers=1) as cluster:
+        for (job, _), sig in zip(cluster.processes, (signal.SIGTERM, signal.SIGINT),
+                                 strict=True):
+            process = cluster.processes[(job, 0)]
+            process.send_signal(sig)
+            process.wait(timeout=10)
+
+
 def test_killing_a_worker_neither_stops_training_nor_loses_updates():
     stream = data.synthetic_stream(periods=4, samples=4096, seed=2)
     config = Config(progress=False)

@@ -2,6 +2,7 @@
 with code 2 and one line naming the problem, with no traceback and no output
 files left behind (nothing is started before the input is checked)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,9 @@ CASES = [
     (["--data", "synthetic:frequent=x"], ["'x'", "not a number"]),
     (["--data", "synthetic:new_items=1.5"], ["new_items", "whole number"]),
     (["--seeds", "0"], ["--seeds", ">= 1"]),
+    (["--embedding", "sparse"], ["--embedding", "hashed, dynamic"]),
+    (["--min-count", "2"], ["--min-count", "--embedding dynamic"]),
+    (["--embedding", "dynamic", "--steps-to-live", "-1"], ["--steps-to-live"]),
 ]
 TRAIN_ONLY = [
     (["--workers", "0"], ["--workers"]),
@@ -74,6 +78,7 @@ TRAIN_ONLY = [
         ["--checkpoint-dir", "{tmp}/c", "--checkpoint-every", "0"],
         ["--checkpoint-every"],
     ),
+    (["--checkpoint-dir", "{tmp}/c", "--resume"], ["--resume", "holds no run"]),
     (["--cluster-spec", "{{not json"], ["--cluster-spec", "not JSON"]),
     (["--cluster-spec", "{tmp}/spec.json"], ["--cluster-spec", "no such file"]),
     (["--cluster-spec", '{{"ps": ["a:1"]}}'], ["--cluster-spec", '"worker"']),
@@ -119,6 +124,28 @@ def test_train_refuses_bad_input_in_one_line(flags, words, files, tmp_path, capf
 @pytest.mark.parametrize("flags, words", CASES + SIMULATE_ONLY)
 def test_simulate_refuses_bad_input_in_one_line(flags, words, files, tmp_path, capfd):
     check(simulate.main, flags, words, files, tmp_path, capfd)
+
+
+def test_resume_with_another_setting_exits_2_and_writes_nothing(tmp_path, capfd):
+    from tf_swap.jobs import cli
+    from tf_swap.jobs.experiment import Config
+
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    flags = ["--checkpoint-dir", str(ckpt), "--optimizers", "swap", "--seeds", "1"]
+    # What a run started with these flags records in its checkpoint dir.
+    args = train.add_parser().parse_args(flags)
+    config = cli.config_from(args, Config())
+    train.record_run(args, train.run_settings(args, ["swap"], [0], config))
+    recorded = (ckpt / train.RUN_FILE).read_text()
+    assert json.loads(recorded)["--learning-rate"] == 0.05
+    code = train.main([*flags, "--resume", "--learning-rate", "0.2",
+                       "--out", str(out), "--no-progress"])
+    line = capfd.readouterr().err.strip()
+    assert code == 2 and len(line.splitlines()) == 1, line
+    assert "--learning-rate is 0.2" in line and "0.05" in line and "--out" in line
+    assert not out.exists()
+    assert (ckpt / train.RUN_FILE).read_text() == recorded
+    assert sorted(p.name for p in ckpt.iterdir()) == [train.RUN_FILE]
 
 
 def test_tf_config_is_read_like_cluster_spec(tmp_path, capfd, monkeypatch):

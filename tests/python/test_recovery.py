@@ -27,6 +27,9 @@ def small_stream(periods=4):
 
 
 def config(**kwargs):
+    # Local BN publishing every step: a worker's statistics restart exactly
+    # from the shared ones (README, "Checkpoints and recovery").
+    kwargs.setdefault("sync_period", 1)
     return Config(batch_size=BATCH, progress=False, **kwargs)
 
 

@@ -8,9 +8,10 @@ import contextlib
 import importlib.util
 import json
 import os
+import signal
 import sys
 
-from tf_swap.jobs.experiment import Config, InputError
+from tf_swap.jobs.experiment import Config, InputError, Terminated
 from tf_swap.jobs.quiet_tensorflow import import_tensorflow
 
 # What the jobs import beyond tf_swap's own dependencies: the wheel's
@@ -276,14 +277,27 @@ def run_command(parser: ArgumentParser, argv: list[str] | None) -> int:
         return 2
     # Before any module imports TensorFlow: the jobs own their process.
     import_tensorflow()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except InputError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"{parser.prog}: terminated{f'; {stop}' if str(stop) else ''}",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    """SIGTERM (how cluster managers stop a job): unwinds the job from
+    where it is, as Ctrl-C does, so it can checkpoint and end its tasks."""
+    raise Terminated()
 
 
 class Output:

@@ -65,7 +65,8 @@ def _close_all() -> None:
 
 def _install_handlers() -> None:
     """atexit, and SIGTERM/SIGINT handlers that close every live cluster
-    before the default behaviour (main thread only)."""
+    before the default behaviour (main thread only); a handler the
+    application installed before runs instead."""
     global _HANDLERS_INSTALLED
     if _HANDLERS_INSTALLED:
         return
@@ -77,13 +78,15 @@ def _install_handlers() -> None:
         previous = signal.getsignal(sig)
 
         def handler(signum, frame, previous=previous):
-            _close_all()
-            if callable(previous):
+            if callable(previous) and previous is not signal.default_int_handler:
+                # The application's own handler: it decides when the clusters
+                # end (a job may checkpoint first); atexit ends them anyway.
                 previous(signum, frame)
-            elif signum == signal.SIGINT:
+                return
+            _close_all()
+            if signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            else:
-                raise SystemExit(128 + signum)
+            raise SystemExit(128 + signum)
 
         signal.signal(sig, handler)
 

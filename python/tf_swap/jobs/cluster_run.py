@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -47,9 +48,22 @@ def over_seeds(per_seed: list[dict]) -> dict:
         "dropped_updates",
         "restarts",
         "redone_steps",
+        "retried_steps",
+        "workers_down",
     ):
         run[key] = sum(r[key] for r in per_seed)
+    run["lost_workers"] = [lost for r in per_seed for lost in r["lost_workers"]]
     return run
+
+
+def _release_frames(error: BaseException) -> None:
+    """Drops the local variables of the finished frames of `error`'s
+    tracebacks (and of the errors it was raised from or during)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def run_on_cluster(
@@ -116,12 +130,18 @@ def run_on_cluster(
                         on_step,
                         progress,
                         saved_model_dir if seed == streams.seeds[0] else None,
-                        report=lambda line: progress.write(line, file=console),
+                        # Beside the table the job prints (stdout).
+                        report=lambda line: progress.write(line, file=sys.stdout),
                         seed_directory=len(streams.seeds) > 1,
                     )
                     for seed in streams.seeds
                 ]
                 runs[variant] = over_seeds(per_seed)
+    except BaseException as error:
+        # The failed run's frames hold its functions: freed here, they are
+        # collected below, while the tasks still listen.
+        _release_frames(error)
+        raise
     finally:
         # Functions traced for the cluster are removed from its tasks when
         # collected: collect them while the tasks still listen (gRPC errors

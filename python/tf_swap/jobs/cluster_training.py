@@ -36,6 +36,7 @@ import numpy as np
 from tf_swap.jobs.experiment import (
     VARIANTS,
     Config,
+    Terminated,
     make_model,
     make_optimizer,
     parse_variant,
@@ -43,6 +44,7 @@ from tf_swap.jobs.experiment import (
     steps_per_period,
 )
 from tf_swap.jobs.models import TableCounts
+from tf_swap.jobs.worker_watch import WorkerWatch
 
 
 class TrainingFailed(RuntimeError):
@@ -100,7 +102,6 @@ class _Progress:
         self.period = 0  # the period being trained
         self.batch = 0  # the next batch of that period
         self.steps = 0  # steps scheduled
-        self.saved_steps = 0  # steps in the latest checkpoint
         self.tables = TableCounts().as_dict()  # dynamic tables, per period
 
     def to_json(self) -> dict:
@@ -175,7 +176,6 @@ class _Run:
     def save(self, directory, progress: _Progress) -> None:
         """Waits for the steps in flight, then checkpoints."""
         self.coordinator.join()
-        progress.saved_steps = progress.steps
         self.manager.save(checkpoint_number=progress.steps)
         tmp = os.path.join(directory, "progress.json.partial")
         with open(tmp, "w") as f:
@@ -232,7 +232,9 @@ def train_variant(
     if directory is not None:
         os.makedirs(directory, exist_ok=True)
     started = time.monotonic()
-    restarts = redone = 0
+    restarts = _Restarts(checkpointing.max_restarts)
+    redone = 0
+    lost_workers: list[dict] = []
     resume = checkpointing.resume
     bar_start = progress_bar.n if progress_bar is not None else 0
     while True:
@@ -241,47 +243,92 @@ def train_variant(
         if progress_bar is not None:
             progress_bar.n = bar_start + progress.steps
             progress_bar.refresh()
+        watch = WorkerWatch(
+            cluster,
+            restarts.left,
+            restarts.add,
+            lambda line: report(f"{variant}: {line}") if report else None,
+            lambda progress=progress: progress.steps,
+        )
         try:
-            _train(
-                run,
-                stream,
-                config,
-                progress,
-                directory,
-                every,
-                on_step,
-                progress_bar,
-                roc_auc_score,
-            )
+            with watch:
+                _train(
+                    run,
+                    stream,
+                    config,
+                    progress,
+                    directory,
+                    every,
+                    on_step,
+                    progress_bar,
+                    roc_auc_score,
+                )
             break
+        except Terminated:
+            if directory is None:
+                raise
+            run.save(directory, progress)  # the steps in flight first
+            raise Terminated(
+                f"checkpointed {variant} at step {progress.steps} in {directory} "
+                "(--resume continues from it)"
+            ) from None
+        except KeyboardInterrupt:
+            if not watch.no_worker_left:
+                raise
+            _keep_stuck(run)
+            raise TrainingFailed(
+                f"{variant}: every worker of the cluster was lost (at step "
+                f"{progress.steps}, after {restarts.count} restart(s) of "
+                f"--max-restarts {checkpointing.max_restarts})"
+            ) from None
         except _recoverable_errors() as error:
-            lost = progress.steps - progress.saved_steps
+            dead = watch.dead_tasks()
+            failed = ", ".join(
+                f"{'parameter server' if job == 'ps' else job} {task}"
+                for job, task in dead
+            )
+            lost = [
+                {"worker": task, "step": progress.steps, "restarted": True}
+                for job, task in dead
+                if job == "worker"
+            ]
             if directory is None:
                 raise TrainingFailed(
                     f"a task of the cluster failed ({type(error).__name__}) and "
                     "there is no checkpoint to recover from: run with "
                     "--checkpoint-dir DIR"
                 ) from None
-            if restarts >= checkpointing.max_restarts:
+            if restarts.left() <= 0:
                 raise TrainingFailed(
-                    f"a task of the cluster failed again after {restarts} "
+                    f"a task of the cluster failed again after {restarts.count} "
                     f"restart(s) (--max-restarts {checkpointing.max_restarts})"
                 ) from None
             try:
                 cluster.restart()
             except RuntimeError as cannot:
                 raise TrainingFailed(str(cannot)) from None
-            restarts += 1
+            restarts.add()
+            lost_workers.extend(lost)
             resume = True
-            redone += lost
+            # The steps scheduled after the checkpoint resumed from are
+            # scheduled again (its number is the steps it holds).
             checkpoint = run.manager.latest_checkpoint
             origin = os.path.basename(checkpoint) if checkpoint else "the start"
+            restored = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+            again = progress.steps - restored
+            redone += again
             if report is not None:
+                verb = "were" if len(dead) > 1 else "was"
+                what = f"{failed} {verb} lost" if dead else "a task failed"
                 report(
-                    f"{variant}: a task of the cluster failed at step "
-                    f"{progress.steps}; restarted the cluster and continued "
-                    f"from {origin} ({lost} steps redone, restart {restarts})"
+                    f"{variant}: {what} at step {progress.steps}; restarted the "
+                    f"cluster and continued from {origin} (step {restored}: "
+                    f"{again} steps redone, restart {restarts.count})"
                 )
+        finally:
+            lost_workers.extend(watch.lost)
+    if watch.workers_down:
+        _keep_stuck(run)
     saved_model = None
     if saved_model_dir is not None:
         from tf_swap.keras import export_for_serving
@@ -289,16 +336,22 @@ def train_variant(
         saved_model = os.path.join(saved_model_dir, variant)
         export_for_serving(run.model, saved_model)
     taus = progress.taus
+    applied = int(run.optimizer.iterations.numpy())
     return {
         "auc": progress.aucs,
         "loss": progress.losses,
         "steps": progress.steps,
-        "applied_steps": int(run.optimizer.iterations.numpy()),
+        "applied_steps": applied,
         "dropped_updates": run.optimizer.dropped_updates,
         "mean_staleness": float(np.mean(taus)) if taus else 0.0,
         "max_staleness_seen": int(np.max(taus)) if taus else 0,
-        "restarts": restarts,
+        "restarts": restarts.count,
         "redone_steps": redone,
+        # A step of a lost worker that TensorFlow ran again elsewhere after
+        # its update had reached the parameter servers is applied twice.
+        "retried_steps": max(0, applied - progress.steps),
+        "lost_workers": lost_workers,
+        "workers_down": watch.workers_down,
         "seconds": round(time.monotonic() - started, 1),
         "optimizer": ", ".join(type(o).__name__ for o in run.optimizer.optimizers),
         "wide_zero_fraction": wide_zero_fraction(run.model, stream),
@@ -317,6 +370,37 @@ def train_variant(
         "tables": progress.tables,
         "saved_model": saved_model,
     }
+
+
+class _Restarts:
+    """The task restarts a variant made, of the `allowed` ones."""
+
+    def __init__(self, allowed: int):
+        self.allowed = allowed
+        self.count = 0
+
+    def left(self) -> int:
+        return self.allowed - self.count
+
+    def add(self, *_) -> None:
+        self.count += 1
+
+
+# Runs whose coordinator waits for a worker that will not return: its
+# shutdown would wait too (see `tf_swap.jobs.worker_watch`), so they are
+# never collected, and the job ends its process without a shutdown
+# (`coordinator_waits_for_a_lost_worker`).
+_STUCK: list = []
+
+
+def _keep_stuck(run) -> None:
+    _STUCK.append(run)
+
+
+def coordinator_waits_for_a_lost_worker() -> bool:
+    """Whether this process holds a coordinator that waits for a lost
+    worker: it cannot exit normally, only with `os._exit`."""
+    return bool(_STUCK)
 
 
 def _train(run, stream, config, progress, directory, every, on_step, bar, auc):

@@ -41,6 +41,11 @@ class InputError(ValueError):
     one-line message."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The job was sent SIGTERM: it stops as on Ctrl-C, after writing a
+    checkpoint when it keeps them (the message says where)."""
+
+
 def parse_variant(name: str) -> tuple[str, float | None]:
     """`"swap+stale+lbn@1"` -> `("swap+stale+lbn", 1.0)`.
 
@@ -85,7 +90,9 @@ class Config:
     max_staleness: int | None = None
     embedding_dim: int = 8
     hidden: tuple[int, ...] = (64, 32)
-    sync_period: int = 1
+    # Local BN publishing every 10 of a worker's steps, as the layer is
+    # meant to be used (docs/results.md: the period does not matter there).
+    sync_period: int = 10
     embedding: str = "hashed"
     min_count: int = 1
     steps_to_live: int | None = None

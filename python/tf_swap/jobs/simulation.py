@@ -70,6 +70,8 @@ class SimConfig(Config):
     """A `Config` with the simulator's defaults and its worker speeds."""
 
     batch_size: int = 32
+    # The map's setting (docs/results.md), under which its commands run.
+    sync_period: int = 1
     speed_sigma: float = 0.5
     jitter_sigma: float = 0.2
     progress: bool = False

@@ -21,13 +21,16 @@ steps, recovers from a failed task by itself (`--max-restarts`) and can
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 
 from tf_swap.jobs import cli, reporting
 from tf_swap.jobs.cluster_run import run_on_cluster
 from tf_swap.jobs.cluster_training import (
     Checkpointing,
     TrainingFailed,
+    coordinator_waits_for_a_lost_worker,
     default_checkpoint_every,
 )
 from tf_swap.jobs.experiment import Config, InputError, check_optimizers, parse_variants
@@ -35,6 +38,21 @@ from tf_swap.jobs.protocol import seeds
 
 DEFAULT_VARIANTS = "adagrad,swap+stale+lbn"
 DEFAULT_SEEDS = 3
+# What a resumed run may change: where its output goes, the cluster it runs
+# on, how often it checkpoints and restarts, its progress bar. Every other
+# setting is recorded in the checkpoint directory (`RUN_FILE`).
+RESUME_MAY_CHANGE = (
+    "--out",
+    "--workers",
+    "--ps",
+    "--cluster-spec",
+    "--checkpoint-every",
+    "--max-restarts",
+    "--no-progress",
+)
+RUN_FILE = "run.json"
+# Settings of a `Config` that no flag sets (the model's shape).
+_MODEL_SETTINGS = ("embedding_dim", "hidden")
 
 
 def add_parser(subparsers=None) -> argparse.ArgumentParser:
@@ -69,7 +87,13 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         help="steps between checkpoints (default: 4 per period)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue from the latest checkpoint"
+        "--resume",
+        action="store_true",
+        help=(
+            "continue from the latest checkpoint, with the settings the "
+            "checkpoint directory recorded (another value exits 2 naming it); "
+            f"these may change: {', '.join(RESUME_MAY_CHANGE)}"
+        ),
     )
     parser.add_argument(
         "--max-restarts",
@@ -121,6 +145,58 @@ def checkpointing_from(args, stream, config) -> Checkpointing:
     )
 
 
+def run_settings(args, variants: list[str], seed_list: list[int], config) -> dict:
+    """What a checkpoint directory records of a run: the data, the variants,
+    the seeds and every model and optimizer setting, by flag."""
+    settings = {
+        "--data": args.data,
+        "--periods": args.periods,
+        "--samples-per-period": args.samples_per_period,
+        "--optimizers": variants,
+        "--seeds": seed_list,
+    }
+    for key, value in config.as_dict().items():
+        if key == "seed":
+            continue  # in --seeds
+        name = key if key in _MODEL_SETTINGS else "--" + key.replace("_", "-")
+        settings[name] = list(value) if isinstance(value, tuple) else value
+    return settings
+
+
+def check_resume(args, settings: dict) -> None:
+    """With `--resume`, the settings must be the recorded ones (`InputError`
+    naming the first that differs)."""
+    if not args.resume:
+        return
+    path = os.path.join(args.checkpoint_dir, RUN_FILE)
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except FileNotFoundError:
+        raise InputError(
+            f"--resume: {args.checkpoint_dir} holds no run ({RUN_FILE}); start "
+            "it without --resume"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"--resume: cannot read {path}: {error}") from None
+    for name, value in settings.items():
+        if recorded.get(name) != value:
+            raise InputError(
+                f"--resume: {name} is {json.dumps(value)}, but the run in "
+                f"{args.checkpoint_dir} has {json.dumps(recorded.get(name))} (only "
+                f"{', '.join(RESUME_MAY_CHANGE)} may change on resume)"
+            )
+
+
+def record_run(args, settings: dict) -> None:
+    """Writes the run's settings into the checkpoint directory (a new run)."""
+    os.makedirs(args.checkpoint_dir, exist_ok=True)
+    path = os.path.join(args.checkpoint_dir, RUN_FILE)
+    with open(f"{path}.partial", "w") as f:
+        json.dump(settings, f, indent=2)
+    os.replace(f"{path}.partial", path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the job from parsed flags; returns the exit code."""
     variants = parse_variants(args.optimizers)
@@ -130,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
     existing = cluster_from(args)
     stream = cli.load_stream(args)
     checkpointing = checkpointing_from(args, stream, config)
+    if checkpointing.directory is not None:
+        settings = run_settings(args, variants, seed_list, config)
+        check_resume(args, settings)
+        if not args.resume:
+            record_run(args, settings)
     where = (
         f"the cluster {existing.spec}"
         if existing
@@ -178,12 +259,17 @@ def run(args: argparse.Namespace) -> int:
     wide = reporting.reports_wide_zeros(metrics["runs"])
     for name, r in metrics["runs"].items():
         restarts = f", {r['restarts']} restart(s), {r['redone_steps']} steps redone"
+        lost = (
+            f", {len(r['lost_workers'])} worker(s) lost, {r['retried_steps']} "
+            "step(s) applied twice"
+        )
         zeros = f", wide weights exactly 0: {r['wide_zero_fraction']:.1%}"
         print(
             f"{name}: {r['steps']} steps{over}, mean staleness "
             f"{r['mean_staleness']:.2f} (max {r['max_staleness_seen']}), dropped "
             f"{r['dropped_updates']}{zeros if wide else ''}"
-            f"{restarts if r['restarts'] else ''}, {r['seconds']} s"
+            f"{restarts if r['restarts'] else ''}"
+            f"{lost if r['lost_workers'] else ''}, {r['seconds']} s"
         )
     print(
         f"wrote {metrics_path}, {plot}, the servable models "
@@ -194,9 +280,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m tf_swap.train` and `tf-swap-train`."""
+    """Runs the job with `argv` (default: the command line); its exit
+    code."""
     return cli.run_command(add_parser(), argv)
 
 
+def run_main() -> None:
+    """Entry point of `python -m tf_swap.train` and `tf-swap-train`: exits
+    with `main()`'s code. A coordinator that waits for a lost worker (of a
+    cluster the job does not own) would wait at the process's exit too, so
+    the process then ends without it, once every output is written."""
+    code = main()
+    if coordinator_waits_for_a_lost_worker():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main()
