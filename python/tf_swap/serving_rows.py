@@ -7,22 +7,28 @@ import numpy as np
 import tensorflow as tf
 
 
-def row_index(ids: np.ndarray) -> tf.lookup.StaticHashTable:
-    """A stock hash table from each stored id to its row number; unknown
-    ids get `len(ids)`, the zeros row `rows_with_zeros` appends."""
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(ids, tf.int64), tf.range(len(ids), dtype=tf.int64)
-        ),
-        default_value=len(ids),
-    )
+class ServingRows:
+    """The body of a Keras serving layer (Keras 3 or tf_keras, mixed in
+    before its `Layer`): a stock `tf.lookup.StaticHashTable` from each
+    stored id to its row of a `[entries + 1, dim]` weight, whose last row
+    (zeros) every unknown id gets, as a dynamic table's inference lookup
+    gives it."""
 
+    def _freeze(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        entries, self.dim = rows.shape
+        self.index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(ids, tf.int64), tf.range(entries, dtype=tf.int64)
+            ),
+            default_value=entries,
+        )
+        self.rows = self.add_weight(
+            name="rows",
+            shape=(entries + 1, self.dim),
+            initializer="zeros",
+            trainable=False,
+        )
+        self.rows.assign(np.concatenate([rows, np.zeros((1, self.dim), rows.dtype)]))
 
-def rows_with_zeros(rows: np.ndarray) -> np.ndarray:
-    """`rows` and a last row of zeros (the row of every unknown id)."""
-    return np.concatenate([rows, np.zeros((1, rows.shape[1]), rows.dtype)])
-
-
-def serving_lookup(index: tf.lookup.StaticHashTable, rows, ids) -> tf.Tensor:
-    """`ids.shape + [dim]` rows of `ids` (any integer dtype)."""
-    return tf.gather(rows, index.lookup(tf.cast(ids, tf.int64)))
+    def call(self, ids):
+        return tf.gather(self.rows, self.index.lookup(tf.cast(ids, tf.int64)))

@@ -6,14 +6,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tf_swap.serving_rows import row_index, rows_with_zeros, serving_lookup
+from tf_swap.serving_rows import ServingRows
 from tf_swap.tf_keras.dynamic_embedding import DynamicEmbedding
 
 
-class ServingTable(tf_keras.layers.Layer):
-    """A `DynamicEmbedding`'s rows in stock ops (as
-    `tf_swap.keras.ServingTable`): a `tf.lookup.StaticHashTable` from id to
-    row of a `[entries + 1, dim]` weight, zeros for unknown ids.
+class ServingTable(ServingRows, tf_keras.layers.Layer):
+    """A `DynamicEmbedding`'s rows in stock ops (`ServingRows`), as
+    `tf_swap.keras.ServingTable`.
 
     Args:
         ids: The stored ids, int64 `[entries]`.
@@ -22,18 +21,7 @@ class ServingTable(tf_keras.layers.Layer):
 
     def __init__(self, ids: np.ndarray, rows: np.ndarray, **kwargs):
         super().__init__(**kwargs)
-        entries, self.dim = rows.shape
-        self.index = row_index(ids)
-        self.rows = self.add_weight(
-            name="rows",
-            shape=(entries + 1, self.dim),
-            initializer="zeros",
-            trainable=False,
-        )
-        self.rows.assign(rows_with_zeros(rows))
-
-    def call(self, ids):
-        return serving_lookup(self.index, self.rows, ids)
+        self._freeze(ids, rows)
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape(input_shape).concatenate([self.dim])
