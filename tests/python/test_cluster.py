@@ -106,3 +106,41 @@ def test_killing_a_worker_neither_stops_training_nor_loses_updates():
         assert run["applied_steps"] >= run["steps"]
         assert min(run["auc"]) > 0.5 and run["auc"][-1] > 0.55
     assert wait_dead(pids) == []
+
+
+def test_a_script_that_closes_its_cluster_exits_without_grpc_errors():
+    """A user's script: tf_keras `fit` under `ParameterServerStrategy` on a
+    `LocalCluster`, its model and functions alive until the interpreter
+    exits, after `close()`. Nothing is sent to the ended tasks."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        import tensorflow as tf
+        import tf_keras
+        from tf_swap.jobs.cluster import LocalCluster
+        import tf_swap.tf_keras as tk
+
+        with LocalCluster(ps=1, workers=2) as cluster:
+            strategy = tf.distribute.ParameterServerStrategy(cluster.resolver())
+            with strategy.scope():
+                model = tf_keras.Sequential(
+                    [tf_keras.Input((4,)), tf_keras.layers.Dense(1)]
+                )
+                model.compile(tk.AdagradSwap(0.1), "mse")
+            x = np.ones((256, 4), np.float32)
+            dataset = tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(32)
+            model.fit(dataset.repeat(), epochs=2, steps_per_epoch=4, verbose=0)
+        print([d.name for d in tf.config.list_logical_devices()])
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Failed to remove function remotely" not in done.stderr
+    assert done.stdout.split() == ["['/device:CPU:0']"]

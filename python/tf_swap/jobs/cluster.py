@@ -252,7 +252,15 @@ class LocalCluster:
         )
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ends every child: SIGTERM to each process group, then SIGKILL."""
+        """Ends every child: SIGTERM to each process group, then SIGKILL.
+
+        If this process's eager context is connected to the cluster (a
+        `ParameterServerStrategy` given `resolver()`) and every task is
+        alive, it is first connected back to this process's own devices
+        alone: the functions it traced for the cluster are then released
+        here, not sent for removal to ended tasks at exit (one gRPC error
+        per function and task)."""
+        self._disconnect_this_process()
         for process in self.processes.values():
             self._kill(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -263,6 +271,22 @@ class LocalCluster:
                 self._kill(process, signal.SIGKILL)
                 process.wait()
         _LIVE.discard(self)
+
+    def _disconnect_this_process(self) -> None:
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not tf.executing_eagerly():
+            return
+        if any(process.poll() is not None for process in self.processes.values()):
+            # A dead task may be waited on by the context's update; the
+            # errors at exit are then the truth.
+            return
+        devices = {device.name for device in tf.config.list_logical_devices()}
+        if all(
+            f"/job:{job}/replica:0/task:{task}/device:CPU:0" in devices
+            for job in self._jobs
+            for task in range(len(self.spec[job]))
+        ):
+            tf.config.experimental_connect_to_cluster(tf.train.ClusterSpec({}))
 
     def __enter__(self) -> LocalCluster:
         return self

@@ -43,7 +43,7 @@ from tf_swap.jobs.experiment import (
     period_batches,
     steps_per_period,
 )
-from tf_swap.jobs.models import TableCounts
+from tf_swap.jobs.table_counts import TableCounts
 from tf_swap.jobs.worker_watch import WorkerWatch
 
 
@@ -408,6 +408,9 @@ def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
     period and checkpointing every `every` steps; updates `progress`."""
     import tensorflow as tf
 
+    from tf_swap.jobs.models import dynamic_tables
+
+    table_layers = dynamic_tables(run.model)
     last = len(stream.periods) - 1
     while progress.period < last:
         d = progress.period
@@ -431,9 +434,9 @@ def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
                 run.save(directory, progress)
         _collect(pending, progress, bar)
         run.coordinator.join()
-        tables = TableCounts(progress.tables)
-        tables.end_period(run.model)
-        progress.tables = tables.as_dict()
+        counts = TableCounts(progress.tables)
+        counts.end_period(table_layers)
+        progress.tables = counts.as_dict()
         nxt = stream.periods[d + 1]
         progress.aucs.append(float(auc(nxt.y, run.predict(nxt.x))))
         progress.losses.append(float(np.mean(progress.period_losses)))

@@ -237,10 +237,12 @@ class Simulation:
         `seconds`)."""
         from sklearn.metrics import roc_auc_score
 
-        from tf_swap.jobs.models import TableCounts, wide_zero_fraction
+        from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
+        from tf_swap.jobs.table_counts import TableCounts
 
         _, _, period_of = batches
         tables = TableCounts()
+        table_layers = dynamic_tables(self.model)
         started = time.monotonic()
         self.start(schedule)
         periods = len(stream.periods)
@@ -257,7 +259,7 @@ class Simulation:
                 self.run_events(schedule, begin, end)
                 if progress is not None:
                     progress.update(end - begin)
-            tables.end_period(self.model)
+            tables.end_period(table_layers)
             nxt = stream.periods[len(aucs) + 1]
             aucs.append(float(roc_auc_score(nxt.y, self.predict(nxt.x))))
             if progress is not None:
