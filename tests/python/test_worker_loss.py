@@ -128,7 +128,7 @@ def test_sigterm_checkpoints_ends_the_tasks_and_exits_non_zero(tmp_path):
     first = json.loads(progress.read_text())["steps"]
     job.send_signal(signal.SIGTERM)
     code, stdout, stderr, seconds = finish(job, seconds=60)
-    assert code == 128 + signal.SIGTERM
+    assert code == 128 + signal.SIGTERM, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "terminated" in lines[0], stderr
     assert "checkpointed" in lines[0] and str(ckpt) in lines[0]

@@ -255,11 +255,14 @@ class LocalCluster:
         """Ends every child: SIGTERM to each process group, then SIGKILL.
 
         If this process's eager context is connected to the cluster (a
-        `ParameterServerStrategy` given `resolver()`) and every task is
-        alive, it is first connected back to this process's own devices
+        `ParameterServerStrategy` given `resolver()`), every task is alive
+        and no exception is propagating (work may still be in flight then),
+        the context is first connected back to this process's own devices
         alone: the functions it traced for the cluster are then released
         here, not sent for removal to ended tasks at exit (one gRPC error
-        per function and task)."""
+        per function and task). Call it after `ClusterCoordinator.join()`
+        (or `fit`): a coordinator with steps in flight waits for its ended
+        workers."""
         self._disconnect_this_process()
         for process in self.processes.values():
             self._kill(process, signal.SIGTERM)
@@ -274,7 +277,7 @@ class LocalCluster:
 
     def _disconnect_this_process(self) -> None:
         tf = sys.modules.get("tensorflow")
-        if tf is None or not tf.executing_eagerly():
+        if tf is None or not tf.executing_eagerly() or sys.exc_info()[0]:
             return
         if any(process.poll() is not None for process in self.processes.values()):
             # A dead task may be waited on by the context's update; the
@@ -381,8 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent is not None:
         threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    # The kernel's default action ends the task at once, whatever its
+    # threads are doing; a Python handler would wait for the main thread to
+    # leave TensorFlow's C++ (seconds while a loaded machine starts it).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     try:
         spec = parse_spec(args.spec)
@@ -405,10 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         protocol="grpc",
         start=True,
     )
-    # The server serves from its own threads. `server.join()` would block
-    # this thread in C++, where the SIGTERM handler above never runs (and
-    # `close()` would wait out its timeout, then SIGKILL); a pause returns
-    # to Python for each signal.
+    # The server serves from its own threads; this one only waits.
     while True:
         signal.pause()
 
