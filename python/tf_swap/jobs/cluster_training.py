@@ -237,8 +237,10 @@ def train_variant(
     lost_workers: list[dict] = []
     resume = checkpointing.resume
     bar_start = progress_bar.n if progress_bar is not None else 0
+    run, known_dead = None, set()
     while True:
-        run = _Run(variant, stream, cluster, config, directory)
+        if run is None:
+            run = _Run(variant, stream, cluster, config, directory)
         progress = (run.restore(directory) if resume else None) or _Progress()
         if progress_bar is not None:
             progress_bar.n = bar_start + progress.steps
@@ -249,6 +251,7 @@ def train_variant(
             restarts.add,
             lambda line: report(f"{variant}: {line}") if report else None,
             lambda progress=progress: progress.steps,
+            known_dead,
         )
         try:
             with watch:
@@ -298,6 +301,33 @@ def train_variant(
                     "there is no checkpoint to recover from: run with "
                     "--checkpoint-dir DIR"
                 ) from None
+            newly_dead = {task for job, task in dead if job == "worker"} - known_dead
+            if (
+                not watch.owned
+                and newly_dead
+                and all(job == "worker" for job, _ in dead)
+                and len(dead) < len(cluster.spec["worker"])
+            ):
+                # TensorFlow's coordinator can raise a worker's death as a
+                # failed step (its error carries the parameter server's
+                # gRPC details). The tasks are not the job's to restart; the
+                # same coordinator goes on with the others, from the
+                # checkpoint.
+                known_dead |= newly_dead | watch.dead_workers
+                resume = True
+                again = _redo_from_checkpoint(run, progress)
+                redone += again
+                if report is not None:
+                    report(
+                        f"{variant}: {failed} {'were' if len(dead) > 1 else 'was'} "
+                        f"lost at step {progress.steps}; continuing with the other "
+                        f"workers from {_checkpoint_name(run)} ({again} steps redone)"
+                    )
+                lost_workers.extend(
+                    {"worker": task, "step": progress.steps, "restarted": False}
+                    for task in sorted(newly_dead - {w["worker"] for w in watch.lost})
+                )
+                continue
             if restarts.left() <= 0:
                 raise TrainingFailed(
                     f"a task of the cluster failed again after {restarts.count} "
@@ -310,13 +340,11 @@ def train_variant(
             restarts.add()
             lost_workers.extend(lost)
             resume = True
-            # The steps scheduled after the checkpoint resumed from are
-            # scheduled again (its number is the steps it holds).
-            checkpoint = run.manager.latest_checkpoint
-            origin = os.path.basename(checkpoint) if checkpoint else "the start"
-            restored = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
-            again = progress.steps - restored
+            origin = _checkpoint_name(run)
+            again = _redo_from_checkpoint(run, progress)
+            restored = progress.steps - again
             redone += again
+            run = None  # a new cluster: a new coordinator
             if report is not None:
                 verb = "were" if len(dead) > 1 else "was"
                 what = f"{failed} {verb} lost" if dead else "a task failed"
@@ -370,6 +398,19 @@ def train_variant(
         "tables": progress.tables,
         "saved_model": saved_model,
     }
+
+
+def _checkpoint_name(run) -> str:
+    checkpoint = run.manager.latest_checkpoint
+    return os.path.basename(checkpoint) if checkpoint else "the start"
+
+
+def _redo_from_checkpoint(run, progress) -> int:
+    """The steps scheduled after the latest checkpoint, scheduled again
+    when training resumes from it (its number is the steps it holds)."""
+    checkpoint = run.manager.latest_checkpoint
+    restored = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+    return progress.steps - restored
 
 
 class _Restarts:

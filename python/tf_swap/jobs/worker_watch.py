@@ -41,9 +41,12 @@ class WorkerWatch:
         on_restart: Called with the worker's index after each restart.
         report: Receives one line per lost worker.
         step: Returns the number of steps scheduled so far (for reports).
+        known_dead: Workers an earlier watch of the job already lost (not
+            reported again).
     """
 
-    def __init__(self, cluster, restarts_left, on_restart, report, step):
+    def __init__(self, cluster, restarts_left, on_restart, report, step,
+                 known_dead=()):
         self._cluster = cluster
         self._restarts_left = restarts_left
         self._on_restart = on_restart
@@ -51,7 +54,7 @@ class WorkerWatch:
         self._step = step
         self._owned = hasattr(cluster, "start_task")
         self._workers = len(cluster.spec["worker"])
-        self._dead: set[int] = set()
+        self._dead: set[int] = set(known_dead)
         self.lost: list[dict] = []  # one entry per worker death
         self.no_worker_left = False
         self._stop = threading.Event()
@@ -66,6 +69,16 @@ class WorkerWatch:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def owned(self) -> bool:
+        """Whether the job started the cluster's tasks (and may restart them)."""
+        return self._owned
+
+    @property
+    def dead_workers(self) -> set[int]:
+        """The workers lost and not started again."""
+        return set(self._dead)
 
     @property
     def workers_down(self) -> int:
