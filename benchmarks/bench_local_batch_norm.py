@@ -62,7 +62,7 @@ def make_paths(x, gamma, beta, dy):
     n, c = x.shape
     x4, dy4 = tf.reshape(x, [n, 1, 1, c]), tf.reshape(dy, [n, 1, 1, c])
     empty = tf.constant([], tf.float32)
-    lib = tf_swap._ops.library()
+    lib = tf_swap.ops.load_library()
 
     @tf.function
     def ours_fwd():
