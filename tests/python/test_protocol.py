@@ -2,12 +2,13 @@
 split, the learning-rate choice of `--protocol tuned`, and the synthetic
 stream's drift settings."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from tf_swap.jobs import data, protocol, simulate
+from tf_swap.jobs import data, protocol, reporting, simulate, simulation_sweep
 from tf_swap.jobs.experiment import InputError
 from tf_swap.jobs.simulation import SimConfig, head, one_run
 
@@ -110,6 +111,59 @@ def test_tuned_run_picks_the_best_dev_rate_and_reports_test_periods(tmp_path):
         assert all(h is not None and h > 0 for h in run["mean_auc_ci"])
     for plot in ("auc_vs_workers.png", "gain_vs_workers.png", "gain_vs_budget.png"):
         assert (out / plot).stat().st_size > 1000
+
+
+def test_tuned_per_workers_picks_at_each_w_on_the_dev_split_only(tmp_path):
+    periods, samples, grid, workers = 6, 256, [0.01, 0.3], [1, 4]
+    dev = protocol.dev_periods(periods)
+    config = SimConfig(batch_size=32)
+
+    def stream(seed, flip_test=False):
+        s = data.load_for_job("synthetic", periods, seed, samples)
+        if flip_test:  # what the test periods hold must not matter
+            for p in s.periods[dev:]:
+                p.y = 1.0 - p.y
+        return s
+
+    def sweep(flip_test):
+        return simulation_sweep.simulate(
+            lambda seed: stream(seed, flip_test),
+            ["swap+stale"],
+            workers,
+            config,
+            protocol="tuned-per-workers",
+            seeds=[0, 1],
+            grid=grid,
+            progress=False,
+        )
+
+    metrics = sweep(False)
+    assert metrics["tuning"]["workers"] == workers
+    rates = metrics["learning_rates"]["swap+stale"]
+    run = metrics["runs"]["swap+stale"]
+    assert run["learning_rate"] is None and run["learning_rates"] == rates
+    dev_auc = np.asarray(metrics["tuning"]["dev_mean_auc"]["swap+stale"])
+    assert dev_auc.shape == (len(workers), len(grid), 2)
+    for i in range(len(workers)):
+        assert rates[i] == grid[int(np.argmax(dev_auc[i].mean(axis=1)))]
+    # The dev AUCs at W = 4 are those of runs with 4 workers on the dev
+    # periods alone (at W = 1, those of `tuned`, tested above).
+    for j, lr in enumerate(grid):
+        for k, seed in enumerate([0, 1]):
+            cfg = dataclasses.replace(config, learning_rate=lr, seed=seed)
+            short = head(stream(seed), dev)
+            want = np.mean(one_run("swap+stale", short, 4, cfg)["auc"])
+            assert dev_auc[1, j, k] == pytest.approx(want, abs=1e-12)
+    # Test periods whose clicks are flipped change the reported AUCs, never
+    # the choice.
+    flipped = sweep(True)
+    assert flipped["learning_rates"] == metrics["learning_rates"]
+    assert flipped["tuning"]["dev_mean_auc"] == metrics["tuning"]["dev_mean_auc"]
+    reported = flipped["runs"]["swap+stale"]["mean_auc"]
+    gaps = np.abs(np.subtract(reported, run["mean_auc"]))
+    assert gaps.min() > 0.01, gaps
+    report = reporting.simulation_report(metrics)
+    assert "--protocol tuned-per-workers): dev AUC, 4 worker(s)" in report
 
 
 def test_drift_settings():

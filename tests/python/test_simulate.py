@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from event_files import summaries
 
 from tf_swap.jobs import data, simulate
 from tf_swap.jobs.experiment import make_model, make_optimizer, stream_batches
@@ -204,7 +205,7 @@ def test_staleness_follows_the_worker_speeds():
     )
 
 
-def test_tiny_run_writes_files(tmp_path):
+def test_tiny_run_writes_files(tmp_path, capsys):
     out = tmp_path / "out"
     rc = simulate.main(
         [
@@ -235,10 +236,29 @@ def test_tiny_run_writes_files(tmp_path):
         assert [len(p) for p in run["period_auc"]] == [2, 2]
         assert run["staleness"][0] == {"mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0}
         assert run["staleness"][1]["max"] >= 2
+    # GAUC beside AUC (the synthetic stream has users), per W.
+    run = metrics["runs"]["adagrad"]
+    assert [len(p) for p in run["period_gauc"]] == [2, 2]
+    np.testing.assert_allclose(
+        run["mean_gauc"], np.mean(run["seed_mean_gauc"], axis=1)
+    )
+    # Each reported run's periods in TensorBoard: the AUCs of metrics.json.
+    events = summaries(out / "tensorboard" / "adagrad" / "W=3" / "seed_0")
+    assert list(events["auc"]) == [2, 3]
+    np.testing.assert_allclose(
+        list(events["auc"].values()), run["seed_period_auc"][1][0], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        list(events["gauc"].values()), run["seed_period_gauc"][1][0], rtol=1e-6
+    )
+    # 8 updates a period; the first evaluation comes after those of period 1.
+    counts = [h[:, 2].sum() for h in events["staleness"].values()]
+    assert sum(counts) == metrics["updates_per_run"]
     # FTRL-SWAP on the wide part: L1 makes some of its weights exactly 0.
     assert metrics["runs"]["adagrad"]["wide_zero_fraction"] == [0.0, 0.0]
     assert all(f > 0 for f in metrics["runs"]["ftrl-swap"]["wide_zero_fraction"])
     assert os.path.getsize(out / "auc_vs_workers.png") > 1000
+    assert "Mean GAUC" in capsys.readouterr().out
 
 
 def test_dynamic_tables_count_what_they_store_admit_and_evict(tmp_path, capsys):

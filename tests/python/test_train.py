@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from event_files import summaries
 from serving import serve_in_clean_process, tf_swap_ops
 from sklearn.metrics import roc_auc_score
 
 from tf_swap.jobs import data, train
 from tf_swap.jobs.experiment import period_batches
 from tf_swap.jobs.models import build_ctr_model
+from tf_swap.jobs.ranking import gauc
 
 ROOT = Path(__file__).resolve().parents[2]
 MOVIELENS = ROOT.parent / "shared" / "data" / "ml-latest-small" / "ratings.csv"
@@ -57,8 +59,16 @@ def test_movielens_and_criteo_streams():
     assert sum(len(p.y) for p in ml.periods) == 100836
     assert 0.3 < np.mean(np.concatenate([p.y for p in ml.periods])) < 0.7
     assert ml.oracle_auc() is None
+    # Each rating's user, for GAUC: the same user shares the same user id.
+    raw = data.load(f"movielens:{MOVIELENS}", periods=8, raw_ids=True)
+    for hashed, period in zip(ml.periods, raw.periods, strict=True):
+        assert len(hashed.users) == len(hashed.y)
+        same = hashed.users[:, None] == hashed.users[None, :200]
+        assert np.array_equal(same, period.x[:, :1] == period.x[None, :200, 0])
+    assert len(np.unique(np.concatenate([p.users for p in ml.periods]))) == 610
     criteo = data.load(f"criteo:{CRITEO}", periods=4)
     assert len(criteo.fields) == 39 and criteo.periods[0].x.shape[1] == 39
+    assert all(p.users is None for p in criteo.periods)
     assert sum(len(p.y) for p in criteo.periods) == 7200
     with pytest.raises(ValueError, match="unknown data"):
         data.load("parquet:x")
@@ -72,7 +82,7 @@ def test_ctr_model_shapes(batch_norm):
     assert y.shape == (2, 1) and np.all((y > 0) & (y < 1))
 
 
-def test_synthetic_end_to_end_on_a_cluster(tmp_path):
+def test_synthetic_end_to_end_on_a_cluster(tmp_path, capsys):
     out = tmp_path / "out"
     before = set(children_of(os.getpid()))
     code = train.main(
@@ -96,6 +106,7 @@ def test_synthetic_end_to_end_on_a_cluster(tmp_path):
     assert set(children_of(os.getpid())) <= before  # no child left behind
     metrics = json.loads((out / "metrics.json").read_text())
     assert (out / "auc.png").stat().st_size > 1000
+    assert (out / "auc_gain.png").stat().st_size > 1000
     assert set(metrics["runs"]) == {"adagrad", "swap+stale+lbn"}
     assert metrics["workers"] == 2 and metrics["ps"] == 2
     assert len(metrics["oracle_auc"]) == 4
@@ -110,6 +121,22 @@ def test_synthetic_end_to_end_on_a_cluster(tmp_path):
         assert seed_auc.shape == (2, 4)
         np.testing.assert_allclose(run["auc"], seed_auc.mean(axis=0))
         assert all(h > 0 for h in run["auc_ci"]) and run["mean_auc_ci"] > 0
+        # GAUC beside it, and each seed's scores in its TensorBoard run.
+        seed_gauc = np.asarray(run["seed_gauc"])
+        assert seed_gauc.shape == (2, 4) and 0.5 < seed_gauc.min() < 1
+        np.testing.assert_allclose(run["gauc"], seed_gauc.mean(axis=0))
+        for seed in (0, 1):
+            events = summaries(out / "tensorboard" / name / f"seed_{seed}")
+            assert list(events["auc"]) == [2, 3, 4, 5]
+            np.testing.assert_allclose(
+                list(events["auc"].values()), seed_auc[seed], rtol=1e-6
+            )
+            np.testing.assert_allclose(
+                list(events["gauc"].values()), seed_gauc[seed], rtol=1e-6
+            )
+            # 16 steps a period on 2 workers, counted in the histogram.
+            assert all(h[:, 2].sum() == 16 for h in events["staleness"].values())
+            assert set(events["dropped_updates"].values()) == {0.0}
         # Both tables are split over both parameter servers.
         for devices in run["table_devices"].values():
             assert sorted(d.split("/device")[0] for d in devices) == [
@@ -123,6 +150,10 @@ def test_synthetic_end_to_end_on_a_cluster(tmp_path):
         auc = roc_auc_score(last.y, served["click"].ravel())
         first = run["seed_auc"][0][-1]  # the model of the first seed
         assert abs(auc - first) < 1e-6, (name, auc, first)
+        served_gauc = gauc(last.y, served["click"].ravel(), last.users)
+        assert abs(served_gauc - run["seed_gauc"][0][-1]) < 1e-6
+    table = capsys.readouterr().out
+    assert "adagrad GAUC" in table and "swap+stale+lbn - adagrad: AUC" in table
 
 
 def test_movielens_raw_ids_end_to_end_on_a_cluster(tmp_path, capsys):
@@ -156,6 +187,7 @@ def test_movielens_raw_ids_end_to_end_on_a_cluster(tmp_path, capsys):
     # reproducible to the last digit); well above chance, the point here.
     assert np.mean(auc) > 0.58
     assert metrics["oracle_auc"] is None
+    assert len(run["gauc"]) == 7 and np.mean(run["gauc"]) > 0.5
     assert metrics["config"]["embedding"] == "dynamic"
     # Every raw id of the trained periods' full batches is stored, once in
     # each table (the deep and the wide one); nothing is evicted.
@@ -176,6 +208,10 @@ def test_movielens_raw_ids_end_to_end_on_a_cluster(tmp_path, capsys):
     assert abs(roc_auc_score(last.y, served["click"].ravel()) - auc[-1]) < 1e-6
     table = capsys.readouterr().out
     assert "| period |" in table and "stored / admitted / evicted" in table
+    assert "swap+stale+lbn GAUC" in table
+    # The dynamic tables' sizes in TensorBoard, as in the table.
+    events = summaries(out / "tensorboard" / "swap+stale+lbn" / "seed_0")
+    assert list(events["table/entries"].values()) == run["tables"]["entries"]
 
 
 def test_raw_ids_keep_integers_and_fingerprint_the_rest():

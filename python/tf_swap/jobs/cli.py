@@ -15,8 +15,14 @@ from tf_swap.jobs.experiment import Config, InputError, Terminated
 from tf_swap.jobs.quiet_tensorflow import import_tensorflow
 
 # What the jobs import beyond tf_swap's own dependencies: the wheel's
-# `[train]` extra (AUC, plots, progress), module -> package.
-TRAIN_EXTRA = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "tqdm": "tqdm"}
+# `[train]` extra (AUC, plots, progress, TensorBoard summaries), module ->
+# package.
+TRAIN_EXTRA = {
+    "sklearn": "scikit-learn",
+    "matplotlib": "matplotlib",
+    "tqdm": "tqdm",
+    "tensorboard": "tensorboard",
+}
 
 
 class HelpFormatter(argparse.HelpFormatter):

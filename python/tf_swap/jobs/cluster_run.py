@@ -23,9 +23,20 @@ def over_seeds(per_seed: list[dict]) -> dict:
     `loss` and the dynamic tables' counts (`tables`) averaged per period,
     `auc_ci` (95% CI half-widths per period, `None` with one seed),
     `mean_auc` / `mean_auc_ci` (over the periods), the per-seed AUCs in
-    `seed_auc` and the counts summed."""
+    `seed_auc`, the same for GAUC (`gauc`, `gauc_ci`, `mean_gauc`,
+    `mean_gauc_ci`, `seed_gauc`; `gauc` a list of `None` for data without
+    users) and the counts summed."""
     summary = summarize([r["auc"] for r in per_seed])
     run = dict(per_seed[0])
+    if per_seed[0]["gauc"] and per_seed[0]["gauc"][0] is not None:
+        gauc = summarize([r["gauc"] for r in per_seed])
+        run.update(
+            gauc=gauc.period_auc,
+            gauc_ci=gauc.period_ci,
+            mean_gauc=gauc.mean_auc,
+            mean_gauc_ci=gauc.mean_auc_ci,
+            seed_gauc=gauc.seed_auc,
+        )
     run.update(
         auc=summary.period_auc,
         auc_ci=summary.period_ci,
@@ -79,6 +90,7 @@ def run_on_cluster(
     checkpointing: Checkpointing | None = None,
     console=None,
     seeds: list[int] | None = None,
+    summary_dir: str | None = None,
 ) -> dict:
     """Starts a `LocalCluster` (unless `cluster` is given: a `LocalCluster`
     or an `ExistingCluster`), trains every variant on it once per seed and
@@ -92,6 +104,8 @@ def run_on_cluster(
         seeds: The seeds of every variant (default `[config.seed]`); with
             several, each seed checkpoints in `VARIANT/seed_S` and the AUCs
             are averaged, with 95% confidence intervals.
+        summary_dir: Where each run writes TensorBoard summaries
+            (`VARIANT/seed_S`, `tf_swap.jobs.summaries`), if given.
 
     Raises:
         TrainingFailed: a task failed beyond recovery.
@@ -133,6 +147,7 @@ def run_on_cluster(
                         # Beside the table the job prints (stdout).
                         report=lambda line: progress.write(line, file=sys.stdout),
                         seed_directory=len(streams.seeds) > 1,
+                        summary_dir=summary_dir,
                     )
                     for seed in streams.seeds
                 ]

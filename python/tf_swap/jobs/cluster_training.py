@@ -96,6 +96,7 @@ class _Progress:
 
     def __init__(self):
         self.aucs: list[float] = []
+        self.gaucs: list[float | None] = []  # None: the data has no users
         self.losses: list[float] = []  # mean loss per trained period
         self.period_losses: list[float] = []  # of the period being trained
         self.taus: list[int] = []
@@ -204,6 +205,7 @@ def train_variant(
     saved_model_dir: str | None = None,
     report=None,
     seed_directory: bool = False,
+    summary_dir: str | None = None,
 ) -> dict:
     """Trains one variant over the stream on `cluster` (a `LocalCluster`,
     restarted on failure, or an `ExistingCluster`); returns its metrics.
@@ -213,15 +215,15 @@ def train_variant(
     user-facing lines about restarts. With `saved_model_dir`, the final
     model is exported for serving to `saved_model_dir/VARIANT`. With
     `seed_directory`, checkpoints go to `VARIANT/seed_SEED` (one run of
-    several seeds).
+    several seeds). With `summary_dir`, TensorBoard summaries go to
+    `summary_dir/VARIANT/seed_SEED` as each period ends.
 
     Raises:
         TrainingFailed: a task failed and no checkpoint (or no restart)
             could recover it.
     """
-    from sklearn.metrics import roc_auc_score
-
     from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
+    from tf_swap.jobs.summaries import PeriodSummaries
     from tf_swap.keras import ShardedEmbedding
 
     checkpointing = checkpointing or Checkpointing()
@@ -238,6 +240,11 @@ def train_variant(
     resume = checkpointing.resume
     bar_start = progress_bar.n if progress_bar is not None else 0
     run, known_dead = None, set()
+    summaries = PeriodSummaries(
+        os.path.join(summary_dir, variant, f"seed_{config.seed}")
+        if summary_dir is not None
+        else None
+    )
     while True:
         if run is None:
             run = _Run(variant, stream, cluster, config, directory)
@@ -264,7 +271,7 @@ def train_variant(
                     every,
                     on_step,
                     progress_bar,
-                    roc_auc_score,
+                    summaries,
                 )
             break
         except Terminated:
@@ -355,6 +362,7 @@ def train_variant(
                 )
         finally:
             lost_workers.extend(watch.lost)
+    summaries.close()
     if watch.workers_down:
         _keep_stuck(run)
     saved_model = None
@@ -367,6 +375,7 @@ def train_variant(
     applied = int(run.optimizer.iterations.numpy())
     return {
         "auc": progress.aucs,
+        "gauc": progress.gaucs,
         "loss": progress.losses,
         "steps": progress.steps,
         "applied_steps": applied,
@@ -444,12 +453,14 @@ def coordinator_waits_for_a_lost_worker() -> bool:
     return bool(_STUCK)
 
 
-def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
+def _train(run, stream, config, progress, directory, every, on_step, bar, summaries):
     """Schedules the remaining steps period by period, evaluating after each
-    period and checkpointing every `every` steps; updates `progress`."""
+    period (and writing its `summaries`) and checkpointing every `every`
+    steps; updates `progress`."""
     import tensorflow as tf
 
     from tf_swap.jobs.models import dynamic_tables
+    from tf_swap.jobs.ranking import score_period
 
     table_layers = dynamic_tables(run.model)
     last = len(stream.periods) - 1
@@ -479,7 +490,17 @@ def _train(run, stream, config, progress, directory, every, on_step, bar, auc):
         counts.end_period(table_layers)
         progress.tables = counts.as_dict()
         nxt = stream.periods[d + 1]
-        progress.aucs.append(float(auc(nxt.y, run.predict(nxt.x))))
+        score = score_period(nxt, run.predict(nxt.x))
+        progress.aucs.append(score.auc)
+        progress.gaucs.append(score.gauc)
+        summaries.end_period(
+            d + 2,
+            score,
+            # The period's steps so far, resumed ones included.
+            progress.taus[len(progress.taus) - len(progress.period_losses) :],
+            int(run.optimizer.dropped_updates),
+            progress.tables,
+        )
         progress.losses.append(float(np.mean(progress.period_losses)))
         progress.period, progress.batch, progress.period_losses = d + 1, 0, []
         if bar is not None:

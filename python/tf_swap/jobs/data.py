@@ -4,7 +4,9 @@ Every stream is a list of `Period`s of hashed categorical features:
 `x[n, F]` holds, for each of the `F` fields, a bucket in `[0, buckets)`
 (the model adds a per-field offset, so fields never collide), `y[n]` the
 clicks, and for the synthetic stream `p[n]` the true click probabilities,
-so the best possible AUC (the oracle's) is known. Loaded with
+so the best possible AUC (the oracle's) is known; `users[n]` names each
+impression's user where the data has users (synthetic, MovieLens), for
+GAUC (`tf_swap.jobs.ranking`). Loaded with
 `raw_ids=True` (the jobs' `--embedding dynamic`), `x[n, F]` holds int64 raw
 ids instead (`raw_id_column`: no buckets, no collisions), for dynamic
 tables.
@@ -38,11 +40,13 @@ DEFAULT_BUCKETS = 1 << 14
 @dataclasses.dataclass
 class Period:
     """One sampling period: features `x[n, F]` (int32 buckets), clicks
-    `y[n]` (float32) and, when known, true click probabilities `p[n]`."""
+    `y[n]` (float32) and, when known, true click probabilities `p[n]` and
+    each impression's user `users[n]` (int64, unhashed)."""
 
     x: np.ndarray
     y: np.ndarray
     p: np.ndarray | None = None
+    users: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -124,11 +128,12 @@ def _features(columns: list, salts: list[str], buckets: int, raw_ids: bool):
     )
 
 
-def _split(x, y, periods: int) -> list[Period]:
+def _split(x, y, periods: int, users=None) -> list[Period]:
     """Equal-size consecutive blocks (the last ones one sample shorter)."""
     bounds = np.linspace(0, len(y), periods + 1).astype(int)
     return [
-        Period(x[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        Period(x[a:b], y[a:b], users=None if users is None else users[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 
 
@@ -282,7 +287,7 @@ def synthetic_stream(
         y = (rng.random(samples) < p).astype(np.float32)
         fields = ["user", "item", "category", "hour"]
         x = _features([u, i, category[i], h], fields, buckets, raw_ids)
-        out.append(Period(x, y, p.astype(np.float32)))
+        out.append(Period(x, y, p.astype(np.float32), users=u.astype(np.int64)))
     return Stream(
         "synthetic", fields, 0 if raw_ids else buckets, out, raw_ids=raw_ids
     )
@@ -367,11 +372,12 @@ def movielens_stream(
     order = np.argsort(time, kind="stable")
     x = _features(columns, salts, buckets, raw_ids)[order]
     y = (rating >= 4.0).astype(np.float32)[order]
+    user_index = np.unique(users, return_inverse=True)[1].astype(np.int64)[order]
     return Stream(
         "movielens",
         fields,
         0 if raw_ids else buckets,
-        _split(x, y, periods),
+        _split(x, y, periods, user_index),
         raw_ids=raw_ids,
     )
 

@@ -5,8 +5,11 @@ intervals over seeds.
 `tuned` (the reported protocol): each variant's learning rate is the grid
 point with the best mean AUC over the dev periods (the first quarter) at one
 worker, averaged over the seeds; it is then held fixed for every worker
-count, and only the test periods (the rest) are reported. `fixed`: one
-learning rate for every variant, every period reported.
+count, and only the test periods (the rest) are reported.
+`tuned-per-workers`: the same choice made again at every worker count `W`,
+on the dev periods simulated with `W` workers (the fair comparison at `W`:
+each variant at its own best rate there); the test periods are reported.
+`fixed`: one learning rate for every variant, every period reported.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from tf_swap.jobs.experiment import InputError
 
-PROTOCOLS = ("fixed", "tuned")
+PROTOCOLS = ("fixed", "tuned", "tuned-per-workers")
 LEARNING_RATE_GRID = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
 
 
@@ -30,15 +33,15 @@ def seeds(first: int, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def dev_periods(periods: int) -> int:
+def dev_periods(periods: int, protocol: str = "tuned") -> int:
     """How many leading periods form the dev split: the first quarter, at
     least 2 (train on one, evaluate the next), leaving at least one test
     period."""
     dev = max(2, periods // 4)
     if dev >= periods:
         raise InputError(
-            f"--protocol tuned needs at least {dev + 1} periods (a dev quarter "
-            f"and test periods after it), got {periods}"
+            f"--protocol {protocol} needs at least {dev + 1} periods (a dev "
+            f"quarter and test periods after it), got {periods}"
         )
     return dev
 

@@ -44,40 +44,47 @@ def reports_wide_zeros(runs: dict) -> bool:
 
 def period_auc_table(metrics: dict) -> str:
     """The cluster job's per-period AUC table (period d is evaluated after
-    training on d - 1), `mean ± 95% CI` over the seeds, with a mean row."""
+    training on d - 1), `mean ± 95% CI` over the seeds, with a mean row;
+    each variant's GAUC beside its AUC when the data has users."""
     from tf_swap.jobs.protocol import format_ci
 
     names = list(metrics["runs"])
     runs = metrics["runs"]
     oracle = metrics.get("oracle_auc")
+    keys = ["auc", "gauc"] if reports_gauc(metrics) else ["auc"]
     seeds = len(metrics.get("seeds", [0]))
     band = f" (± 95% CI, {seeds} seeds)" if seeds > 1 else ""
-    head = ["period", *(["oracle"] if oracle else []), *(f"{n}{band}" for n in names)]
+    head = ["period", *(["oracle"] if oracle else [])]
+    for n in names:
+        head.append(f"{n}{band}" if keys == ["auc"] else f"{n} AUC{band}")
+        head += [f"{n} GAUC"] if "gauc" in keys else []
     rows = []
     for i, period in enumerate(metrics["evaluated_periods"]):
         cells = [str(period)]
         if oracle:
             cells.append(f"{oracle[i]:.4f}")
         for n in names:
-            half = runs[n].get("auc_ci", [None] * len(runs[n]["auc"]))[i]
-            cells.append(format_ci(runs[n]["auc"][i], half))
+            for key in keys:
+                half = runs[n].get(f"{key}_ci", [None] * len(runs[n][key]))[i]
+                cells.append(format_ci(runs[n][key][i], half))
         rows.append(cells)
     mean = ["mean"]
     if oracle:
         mean.append(f"{np.mean(oracle):.4f}")
     for n in names:
-        mean.append(
-            format_ci(
-                runs[n].get("mean_auc", np.mean(runs[n]["auc"])),
-                runs[n].get("mean_auc_ci"),
+        for key in keys:
+            mean.append(
+                format_ci(
+                    runs[n].get(f"mean_{key}", np.mean(runs[n][key])),
+                    runs[n].get(f"mean_{key}_ci"),
+                )
             )
-        )
     rows.append(mean)
     if reports_wide_zeros(runs):
         zeros = ["wide=0", *([""] if oracle else [])]
-        zeros += [
-            f"{runs[n].get('wide_zero_fraction', float('nan')):.1%}" for n in names
-        ]
+        for n in names:
+            zeros.append(f"{runs[n].get('wide_zero_fraction', float('nan')):.1%}")
+            zeros += [""] * (len(keys) - 1)
         rows.append(zeros)
     return markdown(head, rows)
 
@@ -120,36 +127,90 @@ def cluster_tables_table(metrics: dict) -> str:
 
 
 def paired_mean_differences(metrics: dict) -> str:
-    """The cluster job's variants minus the first, in mean AUC over the
-    periods, paired by seed (`mean ± 95% CI`): the same seed is the same
-    stream and batch order, so the pairing removes their share of the
+    """The cluster job's variants minus the first, in mean AUC (and GAUC)
+    over the periods, paired by seed (`mean ± 95% CI`): the same seed is the
+    same stream and batch order, so the pairing removes their share of the
     noise."""
     runs = metrics["runs"]
     names = list(runs)
-    base = np.asarray(runs[names[0]]["seed_auc"]).mean(axis=1)
-    lines = [
-        f"{n} - {names[0]}: "
-        + _cell(np.asarray(runs[n]["seed_auc"]).mean(axis=1) - base)
-        for n in names[1:]
-    ]
+    keys = ["auc", "gauc"] if reports_gauc(metrics) else ["auc"]
+    lines = []
+    for n in names[1:]:
+        parts = []
+        for key in keys:
+            base = np.asarray(runs[names[0]][f"seed_{key}"]).mean(axis=1)
+            gain = np.asarray(runs[n][f"seed_{key}"]).mean(axis=1) - base
+            parts.append(f"{key.upper()} {_cell(gain)}")
+        lines.append(f"{n} - {names[0]}: " + ", ".join(parts))
     return "\n".join(lines)
 
 
+def _panels(plt, metrics: dict, width: float = 7.0):
+    """A figure with an AUC axis, and a GAUC one beside it when the data
+    has users: `(fig, [(axis, "auc" | "gauc"), ...])`."""
+    keys = ["auc", "gauc"] if reports_gauc(metrics) else ["auc"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), 4))
+    axes = np.atleast_1d(axes)
+    return fig, list(zip(axes, keys, strict=True))
+
+
 def plot_period_auc(metrics: dict, path: str) -> None:
-    """AUC per evaluated period, one line per variant, plus the oracle."""
+    """AUC (and GAUC) per evaluated period, one line per variant, plus the
+    oracle's AUC."""
     plt = _pyplot()
     periods = metrics["evaluated_periods"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if metrics.get("oracle_auc"):
-        ax.plot(periods, metrics["oracle_auc"], "k--", label="oracle")
-    for name, run in metrics["runs"].items():
-        errors = [h or 0.0 for h in run.get("auc_ci", [None] * len(periods))]
-        ax.errorbar(periods, run["auc"], yerr=errors, marker="o", capsize=3, label=name)
-    ax.set_xlabel("period (trained on the ones before)")
-    ax.set_ylabel("AUC")
-    ax.set_title(f"{metrics['data']}: {metrics['workers']} workers, {metrics['ps']} PS")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, panels = _panels(plt, metrics)
+    for ax, key in panels:
+        if key == "auc" and metrics.get("oracle_auc"):
+            ax.plot(periods, metrics["oracle_auc"], "k--", label="oracle")
+        for name, run in metrics["runs"].items():
+            errors = [h or 0.0 for h in run.get(f"{key}_ci", [None] * len(periods))]
+            ax.errorbar(
+                periods, run[key], yerr=errors, marker="o", capsize=3, label=name
+            )
+        ax.set_xlabel("period (trained on the ones before)")
+        ax.set_ylabel(key.upper())
+        ax.set_title(
+            f"{metrics['data']}: {metrics['workers']} workers, {metrics['ps']} PS"
+        )
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(plt, fig, path)
+
+
+def plot_period_gain(metrics: dict, path: str) -> None:
+    """Per evaluated period, each variant's AUC (and GAUC) minus the first
+    variant's, paired by seed, with its 95% CI band: the spread between
+    seeds that dominates `plot_period_auc` cancels in the pairing."""
+    from tf_swap.jobs.protocol import mean_ci
+
+    plt = _pyplot()
+    runs = metrics["runs"]
+    names = list(runs)
+    baseline = names[0]
+    periods = metrics["evaluated_periods"]
+    fig, panels = _panels(plt, metrics)
+    for ax, key in panels:
+        base = np.asarray(runs[baseline][f"seed_{key}"])
+        for name in names[1:]:
+            gains = np.asarray(runs[name][f"seed_{key}"]) - base
+            stats = [mean_ci(gains[:, j]) for j in range(gains.shape[1])]
+            mean = np.array([m for m, _ in stats])
+            half = np.array([h or 0.0 for _, h in stats])
+            (line,) = ax.plot(periods, mean, marker="o", label=f"{name} - {baseline}")
+            ax.fill_between(
+                periods, mean - half, mean + half, color=line.get_color(), alpha=0.2
+            )
+        ax.axhline(0.0, color="k", linewidth=0.8)
+        ax.set_xlabel("period (trained on the ones before)")
+        seeds = len(metrics.get("seeds", [0]))
+        ax.set_ylabel(
+            f"{key.upper()} difference, paired by seed"
+            + (f" (95% CI, {seeds} seeds)" if seeds > 1 else "")
+        )
+        ax.set_title(f"{metrics['data']}: against {baseline}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     _save(plt, fig, path)
 
 
@@ -162,7 +223,7 @@ def _cell(values) -> str:
 def workers_table(metrics: dict, key: str = "seed_mean_auc") -> str:
     """The simulator's AUC against workers, `mean ± 95% CI` over seeds per
     (workers, variant): `key` "seed_mean_auc" (mean over the reported
-    periods) or "seed_auc" (the last period)."""
+    periods), "seed_auc" (the last period) or "seed_mean_gauc" (GAUC)."""
     names = list(metrics["runs"])
     rows = [
         [str(w), *(_cell(metrics["runs"][n][key][i]) for n in names)]
@@ -171,30 +232,39 @@ def workers_table(metrics: dict, key: str = "seed_mean_auc") -> str:
     return markdown(["workers", *names], rows)
 
 
-def paired_differences(metrics: dict, name: str, baseline: str, i: int) -> list[float]:
-    """Per seed, `name`'s mean reported AUC minus `baseline`'s at the
-    `i`-th worker count (the same seed is the same stream and schedule)."""
+def paired_differences(
+    metrics: dict, name: str, baseline: str, i: int, key: str = "seed_mean_auc"
+) -> list[float]:
+    """Per seed, `name`'s mean reported AUC (or the metric `key` names, e.g.
+    "seed_mean_gauc") minus `baseline`'s at the `i`-th worker count (the
+    same seed is the same stream and schedule)."""
     runs = metrics["runs"]
     return [
         a - b
-        for a, b in zip(
-            runs[name]["seed_mean_auc"][i],
-            runs[baseline]["seed_mean_auc"][i],
-            strict=True,
-        )
+        for a, b in zip(runs[name][key][i], runs[baseline][key][i], strict=True)
     ]
 
 
-def differences_table(metrics: dict) -> str:
+def differences_table(metrics: dict, key: str = "seed_mean_auc") -> str:
     """Each variant minus the first one (the baseline), paired by seed:
-    `mean ± 95% CI` per worker count."""
+    `mean ± 95% CI` per worker count (of the metric `key` names)."""
     names = list(metrics["runs"])
     baseline, others = names[0], names[1:]
     rows = [
-        [str(w), *(_cell(paired_differences(metrics, n, baseline, i)) for n in others)]
+        [
+            str(w),
+            *(_cell(paired_differences(metrics, n, baseline, i, key)) for n in others),
+        ]
         for i, w in enumerate(metrics["workers"])
     ]
     return markdown(["workers", *(f"{n} - {baseline}" for n in others)], rows)
+
+
+def reports_gauc(metrics: dict) -> bool:
+    """Whether the runs' data named users, so they hold GAUCs."""
+    run = next(iter(metrics["runs"].values()))
+    gauc = run.get("seed_mean_gauc") or run.get("gauc") or [None]
+    return gauc[0] is not None
 
 
 def third_differences_table(metrics: dict) -> str:
@@ -252,19 +322,44 @@ def staleness_table(metrics: dict) -> str:
     return markdown(["workers", *(f"{n} tau mean/p50/p99" for n in names)], rows)
 
 
-def tuning_table(metrics: dict) -> str:
-    """`--protocol tuned`: each variant's dev AUC per learning rate (mean
-    over seeds), the chosen one starred."""
+def tuning_table(metrics: dict, at: int = 0) -> str:
+    """The tuned protocols: each variant's dev AUC per learning rate (mean
+    over seeds) at the `at`-th worker count it was tuned at
+    (`metrics["tuning"]["workers"]`), the chosen one starred."""
     tuning = metrics["tuning"]
     names = list(tuning["dev_mean_auc"])
+    per_workers = metrics["protocol"] == "tuned-per-workers"
     rows = []
     for j, lr in enumerate(tuning["grid"]):
         cells = [f"{lr:g}"]
         for n in names:
-            star = "*" if metrics["learning_rates"][n] == lr else ""
-            cells.append(_cell(tuning["dev_mean_auc"][n][j]) + star)
+            chosen = metrics["learning_rates"][n]
+            dev_auc = tuning["dev_mean_auc"][n]
+            if per_workers:
+                chosen, dev_auc = chosen[at], dev_auc[at]
+            star = "*" if chosen == lr else ""
+            cells.append(_cell(dev_auc[j]) + star)
         rows.append(cells)
     return markdown(["learning rate", *names], rows)
+
+
+def _learning_rates_part(metrics: dict) -> str:
+    """How the learning rates were set, and the tuning tables."""
+    tuning = metrics["tuning"]
+    if not tuning:
+        return (
+            f"Learning rate {metrics['config']['learning_rate']:g} for every variant "
+            "(--protocol fixed)."
+        )
+    dev = tuning["dev_periods"]
+    parts = []
+    for at, w in enumerate(tuning["workers"]):
+        parts.append(
+            f"Learning rate per variant (--protocol {metrics['protocol']}): dev "
+            f"AUC, {w} worker(s), periods {dev[0]}-{dev[-1]}; * chosen:\n"
+            + tuning_table(metrics, at)
+        )
+    return "\n\n".join(parts)
 
 
 def simulation_report(metrics: dict) -> str:
@@ -276,19 +371,8 @@ def simulation_report(metrics: dict) -> str:
         if seeds > 1
         else "one seed, no interval: --seeds 3 gives 95% CIs"
     )
-    split = "test periods" if metrics["protocol"] == "tuned" else "evaluated periods"
-    parts = []
-    if metrics["tuning"]:
-        dev = metrics["tuning"]["dev_periods"]
-        parts.append(
-            f"Learning rate per variant (--protocol tuned): dev AUC, 1 worker, "
-            f"periods {dev[0]}-{dev[-1]}; * chosen:\n" + tuning_table(metrics)
-        )
-    else:
-        parts.append(
-            f"Learning rate {metrics['config']['learning_rate']:g} for every variant "
-            "(--protocol fixed)."
-        )
+    split = "evaluated periods" if metrics["protocol"] == "fixed" else "test periods"
+    parts = [_learning_rates_part(metrics)]
     parts.append(
         f"Mean AUC over the {split} {periods[0]}-{periods[-1]} ({band}):\n"
         + workers_table(metrics)
@@ -297,6 +381,17 @@ def simulation_report(metrics: dict) -> str:
         parts.append(
             "Difference in mean AUC, paired by seed:\n" + differences_table(metrics)
         )
+    if reports_gauc(metrics):
+        parts.append(
+            f"Mean GAUC (per-user AUC, impression-weighted) over the {split} "
+            f"{periods[0]}-{periods[-1]} ({band}):\n"
+            + workers_table(metrics, "seed_mean_gauc")
+        )
+        if len(metrics["runs"]) > 1:
+            parts.append(
+                "Difference in mean GAUC, paired by seed:\n"
+                + differences_table(metrics, "seed_mean_gauc")
+            )
     parts.append(
         f"AUC of the last period, {periods[-1]}:\n" + workers_table(metrics, "seed_auc")
     )
@@ -346,36 +441,45 @@ def wide_zero_table(metrics: dict) -> str:
 
 
 def plot_auc_vs_workers(metrics: dict, path: str) -> None:
-    """Mean AUC over the reported periods against workers (log x axis), one
-    line per variant, error bars the 95% CI over seeds."""
+    """Mean AUC (and GAUC) over the reported periods against workers (log x
+    axis), one line per variant, error bars the 95% CI over seeds."""
     from tf_swap.jobs.protocol import mean_ci
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, run in metrics["runs"].items():
-        stats = [mean_ci(v) for v in run["seed_mean_auc"]]
-        means = [m for m, _ in stats]
-        errors = [h or 0.0 for _, h in stats]
-        ax.errorbar(
-            run["workers"],
-            means,
-            yerr=errors,
-            marker="o",
-            capsize=3,
-            label=f"{name} (lr {run['learning_rate']:g})",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("simulated workers")
+    fig, panels = _panels(plt, metrics)
     seeds = len(metrics["seeds"])
-    ax.set_ylabel("mean AUC" + (f" ± 95% CI ({seeds} seeds)" if seeds > 1 else ""))
     periods = metrics["evaluated_periods"]
-    ax.set_title(
-        f"{metrics['data']}: AUC vs asynchronous workers, periods "
-        f"{periods[0]}-{periods[-1]}"
-    )
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    for ax, key in panels:
+        for name, run in metrics["runs"].items():
+            stats = [mean_ci(v) for v in run[f"seed_mean_{key}"]]
+            ax.errorbar(
+                run["workers"],
+                [m for m, _ in stats],
+                yerr=[h or 0.0 for _, h in stats],
+                marker="o",
+                capsize=3,
+                label=f"{name} ({_rate_label(run)})",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("simulated workers")
+        ax.set_ylabel(
+            f"mean {key.upper()}"
+            + (f" ± 95% CI ({seeds} seeds)" if seeds > 1 else "")
+        )
+        ax.set_title(
+            f"{metrics['data']}: {key.upper()} vs asynchronous workers, periods "
+            f"{periods[0]}-{periods[-1]}"
+        )
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
     _save(plt, fig, path)
+
+
+def _rate_label(run: dict) -> str:
+    """`lr 0.05`, or the rate of each W when tuned per worker count."""
+    if run.get("learning_rate") is not None:
+        return f"lr {run['learning_rate']:g}"
+    return "lr " + "/".join(f"{lr:g}" for lr in run["learning_rates"])
 
 
 def plot_gain_vs_workers(metrics: dict, path: str) -> None:

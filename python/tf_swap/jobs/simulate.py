@@ -10,8 +10,9 @@ asynchronous workers sharing one parameter server would, for every
 Writes `OUT/metrics.json` and `OUT/auc_vs_workers.png` (the layout of
 `metrics.json` is in `tf_swap.jobs.simulation_sweep`'s docstring), with two
 variants or more `OUT/gain_vs_workers.png` and `OUT/gain_vs_budget.png`
-(differences from the first variant, paired by seed), and the log of this
-process in `OUT/logs/`.
+(differences from the first variant, paired by seed), TensorBoard summaries
+of every run in `OUT/tensorboard/` (`tf_swap.jobs.summaries`) and the log
+of this process in `OUT/logs/`.
 """
 
 from __future__ import annotations
@@ -73,14 +74,15 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         help=(
             "fixed: --learning-rate for every variant, every period reported; "
             "tuned: each variant's rate chosen from --lr-grid on the first "
-            "quarter of the periods at 1 worker, the rest reported "
+            "quarter of the periods at 1 worker, the rest reported; "
+            "tuned-per-workers: chosen so at every worker count"
         ),
     )
     cli.add_seeds_argument(parser, default=1)
     parser.add_argument(
         "--lr-grid",
         default=",".join(str(v) for v in LEARNING_RATE_GRID),
-        help="learning rates --protocol tuned chooses from",
+        help="learning rates --protocol tuned (and tuned-per-workers) chooses from",
     )
     parser.set_defaults(func=run)
     return parser
@@ -113,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     grid = parse_grid(args.lr_grid)
     seed_list = seeds(args.seed, args.seeds)
     stream = cli.load_stream(args)
-    if args.protocol == "tuned":
-        dev_periods(len(stream.periods))
+    if args.protocol != "fixed":
+        dev_periods(len(stream.periods), args.protocol)
 
     print(
         f"tf_swap.simulate: {stream.name}, {len(stream.periods)} periods of "
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             grid=grid,
             progress=config.progress,
             console=output.console,
+            summary_dir=output.path("tensorboard"),
         )
         metrics_path = output.write_json("metrics.json", metrics)
         plots = {"auc_vs_workers.png": reporting.plot_auc_vs_workers}

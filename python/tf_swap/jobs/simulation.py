@@ -229,15 +229,15 @@ class Simulation:
             tf.constant(schedule.next[sl]),
         )
 
-    def run(self, stream, batches, schedule, progress=None) -> dict:
+    def run(self, stream, batches, schedule, progress=None, summaries=None) -> dict:
         """Runs the schedule, evaluating every period; returns this run's
-        metrics (`auc` per evaluated period, `taus`, `updates`,
-        `dropped_updates`, `wide_zero_fraction`, `tables`: the dynamic
-        tables' entries, admitted and evicted per period (`TableCounts`),
-        `seconds`)."""
-        from sklearn.metrics import roc_auc_score
-
+        metrics (`auc` and `gauc` per evaluated period, `gauc` `None`
+        without users, `taus`, `updates`, `dropped_updates`,
+        `wide_zero_fraction`, `tables`: the dynamic tables' entries,
+        admitted and evicted per period (`TableCounts`), `seconds`).
+        `summaries`: a `PeriodSummaries` written as each period ends."""
         from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
+        from tf_swap.jobs.ranking import score_period
         from tf_swap.jobs.table_counts import TableCounts
 
         _, _, period_of = batches
@@ -252,7 +252,9 @@ class Simulation:
             int(np.searchsorted(np.maximum.accumulate(arriving), d + 1))
             for d in range(periods - 2)
         ]
+        taus = schedule.staleness
         aucs: list[float] = []
+        gaucs: list[float | None] = []
         begin = 0
         for end in [*cuts, len(schedule.worker)]:
             if end > begin:
@@ -261,7 +263,17 @@ class Simulation:
                     progress.update(end - begin)
             tables.end_period(table_layers)
             nxt = stream.periods[len(aucs) + 1]
-            aucs.append(float(roc_auc_score(nxt.y, self.predict(nxt.x))))
+            score = score_period(nxt, self.predict(nxt.x))
+            aucs.append(score.auc)
+            gaucs.append(score.gauc)
+            if summaries is not None:
+                summaries.end_period(
+                    len(aucs) + 1,
+                    score,
+                    taus[begin:end],
+                    int(self.optimizer.dropped_updates),
+                    tables.as_dict(),
+                )
             if progress is not None:
                 progress.set_postfix_str(
                     f"{self.variant} W={self.workers} period {len(aucs) + 1} "
@@ -272,7 +284,8 @@ class Simulation:
             raise RuntimeError("global step out of sync with the schedule")
         return {
             "auc": aucs,
-            "taus": schedule.staleness,
+            "gauc": gaucs,
+            "taus": taus,
             "updates": len(schedule.worker),
             "dropped_updates": self.optimizer.dropped_updates,
             "wide_zero_fraction": wide_zero_fraction(self.model, stream),
@@ -281,9 +294,12 @@ class Simulation:
         }
 
 
-def one_run(variant, stream, workers, config, progress=None) -> dict:
+def one_run(
+    variant, stream, workers, config, progress=None, summaries=None
+) -> dict:
     """Simulates `variant` with `workers` workers on `stream` (seeded by
-    `config.seed`); `Simulation.run`'s metrics."""
+    `config.seed`); `Simulation.run`'s metrics (`summaries`: its
+    `PeriodSummaries`)."""
     batches = stream_batches(stream, config.batch_size, config.seed)
     n = len(batches[0])
     schedule = make_schedule(
@@ -297,7 +313,7 @@ def one_run(variant, stream, workers, config, progress=None) -> dict:
         steps_per_period(stream, config.batch_size),
         config,
     )
-    return sim.run(stream, batches, schedule, progress=progress)
+    return sim.run(stream, batches, schedule, progress=progress, summaries=summaries)
 
 
 def head(stream, periods: int):

@@ -6,16 +6,20 @@ servers and `--workers` workers as separate processes on 127.0.0.1 (each a
 TensorFlow gRPC server, see `tf_swap.jobs.cluster`), or connects to an existing
 cluster (`--cluster-spec`, or `TF_CONFIG`), and for each variant in
 `--optimizers` trains the CTR model of `tf_swap.jobs.models` with the protocol
-of the method: train on period d, evaluate AUC on period d + 1
-(scikit-learn), continue from the same model (engine:
-`tf_swap.jobs.cluster_run` and `tf_swap.jobs.cluster_training`).
+of the method: train on period d, evaluate AUC (and GAUC, for data with
+users: `tf_swap.jobs.ranking`) on period d + 1, continue from the same
+model (engine: `tf_swap.jobs.cluster_run` and
+`tf_swap.jobs.cluster_training`).
 
-Writes `OUT/metrics.json`, `OUT/auc.png`, the final model of each variant
-for serving in `OUT/saved_model/VARIANT/`, and the logs of this process and
-of the cluster tasks in `OUT/logs/`; prints progress and a per-period AUC
-table. With `--checkpoint-dir`, checkpoints every `--checkpoint-every`
-steps, recovers from a failed task by itself (`--max-restarts`) and can
-`--resume`.
+Writes `OUT/metrics.json`, `OUT/auc.png` (AUC and GAUC per period), with
+two variants or more `OUT/auc_gain.png` (each variant minus the first per
+period, paired by seed, with 95% CIs), TensorBoard summaries of every run
+in `OUT/tensorboard/VARIANT/seed_S/` (`tf_swap.jobs.summaries`), the final
+model of each variant for serving in `OUT/saved_model/VARIANT/`, and the
+logs of this process and of the cluster tasks in `OUT/logs/`; prints
+progress and a per-period AUC table. With `--checkpoint-dir`, checkpoints
+every `--checkpoint-every` steps, recovers from a failed task by itself
+(`--max-restarts`) and can `--resume`.
 """
 
 from __future__ import annotations
@@ -236,14 +240,18 @@ def run(args: argparse.Namespace) -> int:
                 checkpointing=checkpointing,
                 console=output.console,
                 seeds=seed_list,
+                summary_dir=output.path("tensorboard"),
             )
         except TrainingFailed as error:
             print(f"tf-swap-train: error: {error}", file=output.console)
             return 1
         metrics_path = output.write_json("metrics.json", metrics)
-        plot = output.path("auc.png")
-        with output.commit(plot) as tmp:
-            reporting.plot_period_auc(metrics, tmp)
+        plots = {"auc.png": reporting.plot_period_auc}
+        if len(variants) > 1:
+            plots["auc_gain.png"] = reporting.plot_period_gain
+        for name, draw in plots.items():
+            with output.commit(output.path(name)) as tmp:
+                draw(metrics, tmp)
     print()
     print(reporting.period_auc_table(metrics))
     if reporting.reports_tables(metrics["runs"]):
@@ -253,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(reporting.cluster_tables_table(metrics))
     if len(variants) > 1 and len(seed_list) > 1:
-        print("\nMean AUC over the periods, paired by seed:")
+        print("\nMean over the periods, paired by seed:")
         print(reporting.paired_mean_differences(metrics))
     over = f" over {len(seed_list)} seeds" if len(seed_list) > 1 else ""
     wide = reporting.reports_wide_zeros(metrics["runs"])
@@ -272,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
             f"{lost if r['lost_workers'] else ''}, {r['seconds']} s"
         )
     print(
-        f"wrote {metrics_path}, {plot}, the servable models "
+        f"wrote {metrics_path}, {', '.join(output.path(n) for n in plots)}, "
+        f"TensorBoard summaries in {output.path('tensorboard')}, the servable models "
         f"{output.path('saved_model', '{' + ','.join(variants) + '}')} and the logs "
         f"{output.logs} in {metrics['seconds']} s"
     )
