@@ -203,6 +203,55 @@ def test_drift_settings():
     assert abs(np.mean(oracle[-10:]) - np.mean(oracle[:10])) < 0.05
 
 
+def test_frequent_drift_starts_and_grows_on_its_schedule():
+    drift = data.Drift.parse(
+        "items=0,new_items=0,frequent=0.1,frequent_start=6,frequent_growth=0.5"
+    )
+    assert (drift.frequent_start, drift.frequent_growth) == (6, 0.5)
+    rates = [drift.frequent_rate(d) for d in range(1, 12)]
+    assert rates == pytest.approx([0] * 5 + [0.1, 0.15, 0.2, 0.25, 0.3, 0.35])
+    assert data.Drift(frequent=0.5, frequent_growth=1.0).frequent_rate(3) == 1.0
+    for bad in ("frequent_start=-1", "frequent_start=1.5", "frequent_growth=-1"):
+        with pytest.raises(ValueError):
+            data.Drift.parse(bad)
+    # The default schedule (start 0, no growth) is the old constant rate.
+    assert [data.Drift(frequent=0.3).frequent_rate(d) for d in (1, 50)] == [0.3] * 2
+
+    # Measured on the stream: the hour and category effects move only from
+    # period 6 on, by the documented fraction. With the items still (and
+    # no popular items moved), a row's logit changes by its hour's and
+    # category's change: rows seen in consecutive periods measure it.
+    drift = dataclasses.replace(drift, popular_items=0)
+
+    def logits(period):
+        logit = np.log(period.p / (1 - period.p)).astype(np.float64)
+        return dict(zip(map(tuple, period.x), logit, strict=True))
+
+    def mean_square_shifts(seed):
+        stream = data.synthetic_stream(
+            periods=12, samples=20000, drift=drift, seed=seed, buckets=1 << 30
+        )
+        per_period = [logits(p) for p in stream.periods]
+        shifts = []
+        for before, after in zip(per_period[:-1], per_period[1:], strict=True):
+            common = before.keys() & after.keys()
+            assert len(common) > 200
+            shifts.append(np.mean([(after[k] - before[k]) ** 2 for k in common]))
+        return shifts
+
+    # Few effects (24 hours, 40 categories) move per period: 6 seeds.
+    shift = np.sqrt(np.mean([mean_square_shifts(seed) for seed in range(6)], axis=0))
+    assert shift[:5].max() < 1e-5  # still before period 6
+    # A renewal by d moves an effect of spread sigma by sigma * sqrt(2 - 2
+    # sqrt(1 - d^2)) in RMS; a row sees an hour's (0.4) and a category's
+    # (0.5) effect. Measured within 12% per period, the trend within 5%.
+    d = np.asarray(rates[5:])
+    want = np.sqrt((0.4**2 + 0.5**2) * (2 - 2 * np.sqrt(1 - d**2)))
+    np.testing.assert_allclose(shift[5:], want, rtol=0.25)
+    slope = np.polyfit(d, shift[5:], 1)[0]
+    assert slope == pytest.approx(np.polyfit(d, want, 1)[0], rel=0.15)
+
+
 def test_each_seed_of_a_variant_checkpoints_apart():
     from tf_swap.jobs.cluster_training import Checkpointing
 

@@ -160,6 +160,14 @@ class Drift:
             the popularity ranking.
         popular_items: How many of the most popular items `frequent`
             moves.
+        frequent_start: The first period the frequent features move into
+            (they hold still before it): a drift that starts after the dev
+            split, which a learning rate tuned there has not seen.
+        frequent_growth: How fast their rate grows from then on: the
+            transition into period `d >= frequent_start` renews a fraction
+            `min(1, frequent * (1 + frequent_growth * (d -
+            frequent_start)))` (`frequent_rate`): a drift that outgrows a
+            step tuned on early data, the case SWAP is for.
     """
 
     items: float = 0.5
@@ -167,6 +175,16 @@ class Drift:
     interests: float = 0.0
     new_items: int = 100
     popular_items: int = 20
+    frequent_start: int = 0
+    frequent_growth: float = 0.0
+
+    def frequent_rate(self, period: int) -> float:
+        """The fraction of the frequent features renewed on the transition
+        from period `period - 1` into `period` (0-based, >= 1)."""
+        if period < self.frequent_start:
+            return 0.0
+        growth = 1.0 + self.frequent_growth * (period - self.frequent_start)
+        return min(1.0, self.frequent * growth)
 
     def check(self) -> None:
         """Raises `ValueError` for a value out of its domain."""
@@ -174,10 +192,14 @@ class Drift:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"drift {name} must be in [0, 1], got {value}")
-        for name in ("new_items", "popular_items"):
+        for name in ("new_items", "popular_items", "frequent_start"):
             value = getattr(self, name)
             if int(value) != value or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value}")
+        if self.frequent_growth < 0:
+            raise ValueError(
+                f"frequent_growth must be >= 0, got {self.frequent_growth}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Drift:
@@ -256,19 +278,20 @@ def synthetic_stream(
     out = []
     for d in range(periods):
         released = items + new_items * d
+        frequent = drift.frequent_rate(d) if d > 0 else 0.0
         if d > 0:
             fresh = slice(released - new_items, released)
             score[fresh] = rng.normal(1.0, 0.5, new_items)  # new and hot
             old = slice(0, released - new_items)
             score[old] = _renew(rng, score[old], drift.items, 1.0)
             item_bias[:released] = _renew(rng, item_bias[:released], drift.items, 0.8)
-            hour_bias = _renew(rng, hour_bias, drift.frequent, 0.4)
-            category_bias = _renew(rng, category_bias, drift.frequent, 0.5)
+            hour_bias = _renew(rng, hour_bias, frequent, 0.4)
+            category_bias = _renew(rng, category_bias, frequent, 0.5)
             user_vec = _renew(rng, user_vec, drift.interests, 0.5)
         order = np.argsort(-score[:released])
-        if d > 0 and drift.frequent > 0 and drift.popular_items > 0:
+        if frequent > 0 and drift.popular_items > 0:
             top = order[: drift.popular_items]
-            item_bias[top] = _renew(rng, item_bias[top], drift.frequent, 0.8)
+            item_bias[top] = _renew(rng, item_bias[top], frequent, 0.8)
         item_p = np.zeros(released)
         item_p[order] = 1.0 / np.arange(1, released + 1) ** 1.1
         item_p /= item_p.sum()
