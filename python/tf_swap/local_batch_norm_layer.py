@@ -15,6 +15,8 @@ import tensorflow as tf
 from tf_swap.ops import local_batch_norm, local_batch_norm_inference
 
 LOCAL_WEIGHTS = ("local_mean", "local_variance", "local_steps")
+# Where a worker's first training step starts its local statistics from.
+FIRST_STEP_STATISTICS = ("shared", "batch")
 
 
 def is_parameter_server_strategy(strategy) -> bool:
@@ -64,7 +66,8 @@ class LocalBatchNormalizationBase:
         local = momentum * local + (1 - momentum) * batch
 
     (a worker's first step starts them from the shared statistics, so a
-    restarted or restored worker continues from what is served) with the
+    restarted or restored worker continues from what is served; with
+    `first_step_statistics="batch"`, from its first batch's) with the
     biased batch variance (as Keras 3's `BatchNormalization`;
     `unbiased_variance=True` applies Bessel's correction, as
     `FusedBatchNormV3`), and every `sync_period` steps publishes them to the
@@ -105,6 +108,15 @@ class LocalBatchNormalizationBase:
             variance into the moving variance; `False` (the default, SPEC
             section 3) accumulates the biased one.
         local_device: Optional device for the local statistics.
+        first_step_statistics: What a worker's first training step starts
+            its local statistics from: `"shared"` (the default, SPEC
+            section 3: the served `moving_*`, which a fresh run holds at
+            their initializers, so that one worker with `sync_period=1`
+            matches `BatchNormalization`) or `"batch"` (that step's batch
+            statistics: the initializers never weigh in). With W workers a
+            worker's statistics move on one step in W, so the
+            initializers' weight fades W times slower than in a shared
+            layer; `"batch"` removes it (docs/local_batch_norm.md).
         **kwargs: Base layer arguments.
     """
 
@@ -130,6 +142,7 @@ class LocalBatchNormalizationBase:
         sync_rate=1.0,
         unbiased_variance=False,
         local_device=None,
+        first_step_statistics="shared",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -139,6 +152,12 @@ class LocalBatchNormalizationBase:
             raise ValueError(f"sync_period must be an integer >= 1, got {sync_period}")
         if not 0.0 < sync_rate <= 1.0:
             raise ValueError(f"sync_rate must be in (0, 1], got {sync_rate}")
+        if first_step_statistics not in FIRST_STEP_STATISTICS:
+            raise ValueError(
+                "first_step_statistics must be one of "
+                f"{', '.join(map(repr, FIRST_STEP_STATISTICS))}, got "
+                f"{first_step_statistics!r}"
+            )
         api = self._api
         self.axis = int(axis)
         self.momentum = float(momentum)
@@ -159,6 +178,7 @@ class LocalBatchNormalizationBase:
         self.sync_rate = float(sync_rate)
         self.unbiased_variance = bool(unbiased_variance)
         self.local_device = local_device
+        self.first_step_statistics = first_step_statistics
         self.supports_masking = False
 
     def _add_float_weight(self, name, shape, initializer, **kwargs):
@@ -290,17 +310,19 @@ class LocalBatchNormalizationBase:
         local_variance = tf.identity(self.local_variance)
         steps = tf.identity(self.local_steps)
 
-        def shared():
-            # A worker's first step starts from the served statistics (a
-            # fresh run: the same values as the initializers; after a restart
-            # or a restore: what the other workers published).
+        def first():
+            if self.first_step_statistics == "batch":
+                return mean, variance
+            # The served statistics (a fresh run: the same values as the
+            # initializers; after a restart or a restore: what the other
+            # workers published).
             return (
                 tf.cast(self.moving_mean, tf.float32),
                 tf.cast(self.moving_variance, tf.float32),
             )
 
         previous_mean, previous_variance = tf.cond(
-            tf.equal(steps, 0), shared, lambda: (local_mean, local_variance)
+            tf.equal(steps, 0), first, lambda: (local_mean, local_variance)
         )
         m = self.momentum
         new_mean = previous_mean * m + mean * (1.0 - m)
@@ -358,5 +380,6 @@ class LocalBatchNormalizationBase:
             "sync_rate": self.sync_rate,
             "unbiased_variance": self.unbiased_variance,
             "local_device": self.local_device,
+            "first_step_statistics": self.first_step_statistics,
         }
         return {**super().get_config(), **config}

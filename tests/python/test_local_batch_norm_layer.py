@@ -92,6 +92,40 @@ class LayerTest(tf.test.TestCase):
             self.assertAllClose(layer.moving_mean, moving_mean, rtol=1e-5)
             self.assertAllClose(layer.moving_variance, moving_var, rtol=1e-5)
 
+    def test_first_step_from_the_batch(self):
+        # "batch": a worker's first step takes its batch's statistics (the
+        # initializers never weigh in), later steps average as usual; the
+        # publish schedule is unchanged.
+        x, _ = data(n=10, c=3)
+        layer = LocalBatchNormalization(momentum=0.5, sync_period=2,
+                                         first_step_statistics="batch")
+        layer.build(x.shape)
+        self.assertEqual(layer.get_config()["first_step_statistics"], "batch")
+        step = tf.function(lambda t: layer(t, training=True))
+        local_mean, local_var = None, None
+        for k in range(1, 5):
+            batch = x * k + k
+            step(tf.constant(batch))
+            mean, var = batch.mean(0), batch.var(0)
+            if local_mean is None:
+                local_mean, local_var = mean, var
+            else:
+                local_mean = 0.5 * local_mean + 0.5 * mean
+                local_var = 0.5 * local_var + 0.5 * var
+            self.assertAllClose(layer.local_mean, local_mean, rtol=1e-5)
+            self.assertAllClose(layer.local_variance, local_var, rtol=1e-5)
+            if k == 1:  # not yet published: the initializers are served
+                self.assertAllClose(layer.moving_mean, np.zeros(3))
+                self.assertAllClose(layer.moving_variance, np.ones(3))
+            if k % 2 == 0:
+                self.assertAllClose(layer.moving_mean, local_mean, rtol=1e-5)
+                self.assertAllClose(layer.moving_variance, local_var, rtol=1e-5)
+        # The default starts from the served statistics (SPEC 3).
+        shared = LocalBatchNormalization(momentum=0.5)
+        shared.build(x.shape)
+        shared(tf.constant(x), training=True)
+        self.assertAllClose(shared.local_mean, 0.5 * x.mean(0), rtol=1e-5)
+
     def test_inference_uses_serving_statistics(self):
         x, _ = data(c=4)
         layer = LocalBatchNormalization(epsilon=1e-2)
@@ -165,6 +199,7 @@ class LayerTest(tf.test.TestCase):
         (dict(sync_period=0), "sync_period"),
         (dict(sync_rate=0.0), "sync_rate"),
         (dict(epsilon=0.0), "epsilon"),
+        (dict(first_step_statistics="moving"), "first_step_statistics"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -90,8 +90,14 @@ def build_ctr_model(
             x
         )
         if batch_norm == "local":
+            # From the first batch: with the initializers' (0, 1) weighing
+            # in W times longer than in a shared layer, the method lost
+            # 0.017 AUC in the main job's first periods (docs/results.md).
             x = LocalBatchNormalization(
-                momentum=0.9, sync_period=sync_period, name=f"bn_{i}"
+                momentum=0.9,
+                sync_period=sync_period,
+                first_step_statistics="batch",
+                name=f"bn_{i}",
             )(x)
         elif batch_norm == "keras":
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
