@@ -57,9 +57,18 @@ RUN_FLAGS = --workers 4 --periods 24 --sync-period 10 \
 DYNAMIC_FLAGS = --workers 4 --periods 8 --seeds 1 --sync-period 10 \
 	--optimizers swap+stale+lbn --embedding dynamic --steps-to-live 64
 
+# Its third step: where the map finds the method matters (docs/results.md,
+# section (d)): 16 simulated workers over 1200 periods of a drift that
+# outgrows the step tuned on the first 300 (0.2, the tuned rate), SWAP
+# against Adagrad, 3 seeds (about 2 minutes).
+DRIFT_FLAGS = --workers 16 --periods 1200 --samples-per-period 1024 --seeds 3 \
+	--data synthetic:frequent=0.05,frequent_start=300,frequent_growth=0.01 \
+	--optimizers adagrad,swap --learning-rate 0.2
+
 run: build
 	$(PYENV) $(PY) -m tf_swap.train --out out $(RUN_FLAGS)
 	$(PYENV) $(PY) -m tf_swap.train --out out/dynamic $(DYNAMIC_FLAGS)
+	$(PYENV) $(PY) -m tf_swap.simulate --out out/drift $(DRIFT_FLAGS)
 
 simulate: build
 	$(PYENV) $(PY) -m tf_swap.simulate --out out_sim
