@@ -212,3 +212,45 @@ def test_keras3_dynamic_embedding_has_a_table_shard_on_each_ps(cluster):
     rows = layer(ids, training=False).numpy()
     # Two Adagrad steps on a gradient of ones from zero rows: negative.
     assert (rows < 0).all()
+
+
+def test_tf_keras_fit_with_a_dynamic_table_under_pss(cluster):
+    # Raw ids of any value: model.fit under ParameterServerStrategy, the
+    # table split over both PS, looked up and trained there.
+    strategy = strategy_for(cluster)
+    rng = np.random.default_rng(1)
+    values = rng.integers(-(2**62), 2**62, 50)  # 50 distinct raw ids
+    ids = values[rng.integers(0, 50, (2048, 2))]
+    weight = dict(zip(values.tolist(), rng.normal(size=50), strict=True))
+    y = (np.vectorize(weight.get)(ids).sum(1) > 0).astype(np.float32)[:, None]
+    with strategy.scope():
+        layer = tk.DynamicEmbedding(DIM, name="table")
+        inputs = tf_keras.Input((2,), dtype="int64")
+        x = tf_keras.layers.Flatten()(layer(inputs))
+        outputs = tf_keras.layers.Dense(1, activation="sigmoid", name="click")(x)
+        model = tk.Model(inputs, outputs)
+        model.compile(OPTIMIZERS["adagrad"][0](), "binary_crossentropy")
+    model = tk.record_read_step(model)
+
+    def dataset_fn(context):
+        dataset = tf.data.Dataset.from_tensor_slices((ids, y))
+        return dataset.shuffle(len(ids), seed=0).repeat().batch(64)
+
+    history = model.fit(
+        tf_keras.utils.experimental.DatasetCreator(dataset_fn),
+        epochs=4,
+        steps_per_epoch=20,
+        verbose=0,
+    )
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
+    assert [h.device for h in layer.table.handles] == PS_TASKS
+    assert layer.table_size() == 50
+    # Each id is stored on its shard (id mod 2) only.
+    per_shard = [
+        set(tf_swap_ops.dynamic_table_export(h, dim=DIM, slots=1).ids.numpy().tolist())
+        for h in layer.table.handles
+    ]
+    assert per_shard == [
+        {v for v in values.tolist() if v % 2 == s} for s in range(2)
+    ]
