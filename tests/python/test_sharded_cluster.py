@@ -229,7 +229,10 @@ def test_tf_keras_fit_with_a_dynamic_table_under_pss(cluster):
         x = tf_keras.layers.Flatten()(layer(inputs))
         outputs = tf_keras.layers.Dense(1, activation="sigmoid", name="click")(x)
         model = tk.Model(inputs, outputs)
-        model.compile(OPTIMIZERS["adagrad"][0](), "binary_crossentropy")
+        model.compile(
+            tk.AdagradSwap(0.5, decay_rate=0.5, decay_period=20, staleness_exponent=2),
+            "binary_crossentropy",
+        )
     model = tk.record_read_step(model)
 
     def dataset_fn(context):

@@ -168,9 +168,18 @@ class _Run:
 
     def restore(self, directory) -> _Progress | None:
         """Restores the latest checkpoint; its progress, or None."""
+        from tf_swap.keras import LocalBatchNormalization
+
         if self.manager is None or self.manager.latest_checkpoint is None:
             return None
         self.manager.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        # A fresh run's workers start Local BN from their first batch (the
+        # served statistics are still the initializers then); restored, the
+        # served statistics are the run's, and the workers continue from
+        # them, as the uninterrupted run's did (set before the first trace).
+        for layer in self.model.layers:
+            if isinstance(layer, LocalBatchNormalization):
+                layer.first_step_statistics = "shared"
         with open(os.path.join(directory, "progress.json")) as f:
             return _Progress.from_json(json.load(f))
 
