@@ -79,6 +79,24 @@ def tf_keras_model(strategy, optimizer="adagrad"):
     return tk.record_read_step(model)
 
 
+def fit_and_check_it_learns(model, x, y) -> None:
+    """80 steps of `model.fit` under the model's PSS (batches of 64 from
+    `x`, `y` on every worker); the loss must fall by a fifth."""
+
+    def dataset_fn(context):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        return dataset.shuffle(len(x), seed=0).repeat().batch(64)
+
+    history = model.fit(
+        tf_keras.utils.experimental.DatasetCreator(dataset_fn),
+        epochs=4,
+        steps_per_epoch=20,
+        verbose=0,
+    )
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
+
+
 def table_state(model, slots):
     """The full table and its slots, each concatenated over the shards."""
     table = model.get_layer("table").embeddings
@@ -98,20 +116,7 @@ def test_tf_keras_fit_on_sharded_table_and_reshard_on_restore(
     slots = OPTIMIZERS[optimizer][1]
     strategy = strategy_for(cluster, shards=2)
     model = tf_keras_model(strategy, optimizer)
-    x, y = data()
-
-    def dataset_fn(context):
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        return dataset.shuffle(len(x), seed=0).repeat().batch(64)
-
-    history = model.fit(
-        tf_keras.utils.experimental.DatasetCreator(dataset_fn),
-        epochs=4,
-        steps_per_epoch=20,
-        verbose=0,
-    )
-    losses = history.history["loss"]
-    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
+    fit_and_check_it_learns(model, *data())
     table = model.get_layer("table").embeddings
     assert isinstance(table, tf.__internal__.distribute.ShardedVariable)
     assert [v.device for v in table.variables] == PS_TASKS
@@ -233,20 +238,7 @@ def test_tf_keras_fit_with_a_dynamic_table_under_pss(cluster):
             tk.AdagradSwap(0.5, decay_rate=0.5, decay_period=20, staleness_exponent=2),
             "binary_crossentropy",
         )
-    model = tk.record_read_step(model)
-
-    def dataset_fn(context):
-        dataset = tf.data.Dataset.from_tensor_slices((ids, y))
-        return dataset.shuffle(len(ids), seed=0).repeat().batch(64)
-
-    history = model.fit(
-        tf_keras.utils.experimental.DatasetCreator(dataset_fn),
-        epochs=4,
-        steps_per_epoch=20,
-        verbose=0,
-    )
-    losses = history.history["loss"]
-    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0], losses
+    fit_and_check_it_learns(tk.record_read_step(model), ids, y)
     assert [h.device for h in layer.table.handles] == PS_TASKS
     assert layer.table_size() == 50
     # Each id is stored on its shard (id mod 2) only.
