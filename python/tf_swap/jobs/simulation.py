@@ -275,9 +275,12 @@ class Simulation:
                     tables.as_dict(),
                 )
             if progress is not None:
+                # Redrawn with the bar's next update (at most once a
+                # second), not once per period: runs have 1000s of them.
                 progress.set_postfix_str(
                     f"{self.variant} W={self.workers} period {len(aucs) + 1} "
-                    f"AUC {aucs[-1]:.4f}"
+                    f"AUC {aucs[-1]:.4f}",
+                    refresh=False,
                 )
             begin = end
         if int(self.optimizer.iterations.numpy()) != len(schedule.worker):
