@@ -3,7 +3,7 @@ workers, with the simulator's default model (embeddings of 8, tower 64-32,
 batch 32, synthetic stream) on the real optimizers and layers.
 
 Two ways to run the same events on the same graph, side by side in one
-process: the engine's (`Simulation.run_events` over a slice of 2000 events:
+process: the engine's (`Simulation.run_events` over a block of 2000 events:
 one `tf.function` call running a `tf.while_loop` over them) and one call
 per event (slices of length 1, as a loop in Python driving the model would
 do). Each reports the median over 3 repetitions of ms per update; the ratio
@@ -36,11 +36,24 @@ from tf_swap.jobs.simulation import SimConfig, Simulation
 VARIANTS = ("adagrad", "swap+stale+lbn")
 
 
-def ms_per_update(sim, schedule, begin: int, events: int, per_call: int) -> float:
-    """Wall time of updates `begin .. begin + events`, `per_call` per call."""
+def run_events(sim, events, batches) -> None:
+    """Runs `events` on `sim`, its reads reading `batches`."""
+    xs, ys, _ = batches
+    reads = events.next[events.next >= 0]
+    sim.run_events(events, xs[reads], ys[reads])
+
+
+def ms_per_update(sim, replay, batches, events: int, per_call: int) -> float:
+    """Wall time of the next `events` updates of `replay`, `per_call` per
+    call (the batches they read sliced beforehand, as the engine's feed
+    draws them before the call)."""
+    blocks = [replay.take(per_call) for _ in range(events // per_call)]
+    xs, ys, _ = batches
+    reads = [b.next[b.next >= 0] for b in blocks]
+    inputs = [(xs[r], ys[r]) for r in reads]
     started = time.perf_counter()
-    for a in range(begin, begin + events, per_call):
-        sim.run_events(schedule, a, a + per_call)
+    for block, (x, y) in zip(blocks, inputs, strict=True):
+        sim.run_events(block, x, y)
     return (time.perf_counter() - started) / events * 1e3
 
 
@@ -147,17 +160,19 @@ def main() -> None:
     for w in workers:
         schedule = make_schedule(n, w, config.speed_sigma, config.jitter_sigma, 0)
         for variant in VARIANTS:
-            sim = Simulation(variant, stream, batches, w, samples // 32, config)
-            sim.start(schedule)
-            sim.run_events(schedule, 0, warm - 1)  # traces the loop
-            sim.run_events(schedule, warm - 1, warm)
-            at = warm
+            sim = Simulation(variant, stream, w, samples // 32, config)
+            replay = schedule.replay()
+            sim.start(batches[0][replay.first], batches[1][replay.first])
+            run_events(sim, replay.take(warm - 1), batches)  # traces the loop
+            run_events(sim, replay.take(1), batches)
             loop, single = [], []
             for _ in range(reps):
-                loop.append(ms_per_update(sim, schedule, at, args.events, args.events))
-                at += args.events
-                single.append(ms_per_update(sim, schedule, at, args.single_events, 1))
-                at += args.single_events
+                loop.append(
+                    ms_per_update(sim, replay, batches, args.events, args.events)
+                )
+                single.append(
+                    ms_per_update(sim, replay, batches, args.single_events, 1)
+                )
             a, b = statistics.median(loop), statistics.median(single)
             print(
                 f"| {w} | {variant} | {a:.3f} | {b:.3f} | {b / a:.1f}x "

@@ -87,6 +87,7 @@ SIMULATE_ONLY = [
     (["--workers", "0"], ["--workers", ">= 1"]),
     (["--workers", "two"], ["--workers", "whole numbers"]),
     (["--speed-sigma", "-1"], ["--speed-sigma"]),
+    (["--eval-samples", "-1"], ["--eval-samples", ">= 0"]),
     (["--lr-grid", "a,b"], ["--lr-grid", "numbers"]),
     (["--lr-grid", "0.1,0"], ["--lr-grid", "> 0"]),
     (["--protocol", "best"], ["--protocol", "invalid choice"]),

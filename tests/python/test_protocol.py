@@ -121,6 +121,7 @@ def test_tuned_per_workers_picks_at_each_w_on_the_dev_split_only(tmp_path):
     def stream(seed, flip_test=False):
         s = data.load_for_job("synthetic", periods, seed, samples)
         if flip_test:  # what the test periods hold must not matter
+            s = s.in_memory()  # drawn periods are drawn anew when read
             for p in s.periods[dev:]:
                 p.y = 1.0 - p.y
         return s

@@ -123,8 +123,8 @@ def run_on_cluster(
     if own:
         cluster = LocalCluster(ps=ps, workers=workers, log_dir=log_dir)
     try:
-        batches = len(first.periods[0].y) // config.batch_size
-        steps = sum(len(p.y) // config.batch_size for p in first.periods[:-1])
+        batches = first.periods.samples(0) // config.batch_size
+        steps = first.batch_count(config.batch_size)
         runs = {}
         with tqdm(
             total=steps * len(variants) * len(streams.seeds),
@@ -169,7 +169,9 @@ def run_on_cluster(
         "data": first.name,
         "fields": first.fields,
         "periods": len(first.periods),
-        "samples_per_period": [len(p.y) for p in first.periods],
+        "samples_per_period": [
+            first.periods.samples(d) for d in range(len(first.periods))
+        ],
         "evaluated_periods": list(range(2, len(first.periods) + 1)),
         "workers": len(cluster.spec["worker"]),
         "ps": len(cluster.spec["ps"]),

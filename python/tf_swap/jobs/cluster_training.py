@@ -40,7 +40,6 @@ from tf_swap.jobs.experiment import (
     make_model,
     make_optimizer,
     parse_variant,
-    period_batches,
     steps_per_period,
 )
 from tf_swap.jobs.table_counts import TableCounts
@@ -477,7 +476,7 @@ def _train(run, stream, config, progress, directory, every, on_step, bar, summar
         d = progress.period
         pending = []
         for b, (x, y) in enumerate(
-            period_batches(stream.periods[d], config.batch_size, config.seed, d)
+            stream.periods.batches(d, config.batch_size, config.seed)
         ):
             if b < progress.batch:
                 continue

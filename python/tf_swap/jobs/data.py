@@ -1,6 +1,7 @@
 """Time-ordered CTR streams, one block of samples per sampling period.
 
-Every stream is a list of `Period`s of hashed categorical features:
+Every stream is a sequence of `Period`s (`tf_swap.jobs.stream`) of hashed
+categorical features (`tf_swap.jobs.features`):
 `x[n, F]` holds, for each of the `F` fields, a bucket in `[0, buckets)`
 (the model adds a per-field offset, so fields never collide), `y[n]` the
 clicks, and for the synthetic stream `p[n]` the true click probabilities,
@@ -13,9 +14,10 @@ tables.
 
 `load(spec)` understands:
 
-- `synthetic` (the default, embedded): a drifting CTR stream, see
-  `synthetic_stream`; `synthetic:KEY=VALUE,...` sets how it drifts (the
-  fields of `Drift`, e.g. `synthetic:frequent=0.3,interests=0.1`);
+- `synthetic` (the default, embedded): a drifting CTR stream drawn as it
+  is read, see `tf_swap.jobs.synthetic`; `synthetic:KEY=VALUE,...` sets
+  how it drifts (the fields of `Drift`, e.g.
+  `synthetic:frequent=0.3,interests=0.1`);
 - `movielens:PATH`: a MovieLens `ratings.csv` (userId, movieId, rating,
   timestamp; rating >= 4 is a click), split into periods of equal size in
   time order; genres are used when `movies.csv` sits beside it;
@@ -26,106 +28,34 @@ tables.
 from __future__ import annotations
 
 import csv
-import dataclasses
-import hashlib
 import math
 import os
-import zlib
 
 import numpy as np
 
-DEFAULT_BUCKETS = 1 << 14
+from tf_swap.jobs.features import (
+    DEFAULT_BUCKETS,
+    encode_features,
+    hash_column,
+    raw_id_column,
+)
+from tf_swap.jobs.stream import Period, Stream
+from tf_swap.jobs.synthetic import Drift, synthetic_stream
 
-
-@dataclasses.dataclass
-class Period:
-    """One sampling period: features `x[n, F]` (int32 buckets), clicks
-    `y[n]` (float32) and, when known, true click probabilities `p[n]` and
-    each impression's user `users[n]` (int64, unhashed)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    p: np.ndarray | None = None
-    users: np.ndarray | None = None
-
-
-@dataclasses.dataclass
-class Stream:
-    """A time-ordered list of periods of one data set; `raw_ids`: `x`
-    holds raw ids (`buckets` 0), else hashed buckets."""
-
-    name: str
-    fields: list[str]
-    buckets: int
-    periods: list[Period]
-    raw_ids: bool = False
-
-    def oracle_auc(self) -> list[float] | None:
-        """AUC of the true click probabilities per period, if known."""
-        from sklearn.metrics import roc_auc_score
-
-        if any(p.p is None for p in self.periods):
-            return None
-        return [float(roc_auc_score(p.y, p.p)) for p in self.periods]
-
-
-def hash_column(values, buckets: int, salt: str) -> np.ndarray:
-    """Stable hash of each value (any type, via its string) into
-    `[0, buckets)`; CRC32 of `salt:value`, computed once per distinct
-    value."""
-    values = np.asarray(values).astype(str)
-    distinct, inverse = np.unique(values, return_inverse=True)
-    codes = np.array(
-        [zlib.crc32(f"{salt}:{v}".encode()) % buckets for v in distinct],
-        dtype=np.int64,
-    )
-    return codes[inverse.reshape(-1)].astype(np.int32)
-
-
-# Integer values below this are their own id (times the field count);
-# larger ones, and other values, are fingerprinted.
-_LARGEST_RAW = 2**52
-
-
-def _fingerprint(text: str) -> int:
-    """A 63-bit BLAKE2b fingerprint of `text`, >= `_LARGEST_RAW`."""
-    digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
-    return _LARGEST_RAW + digest % (2**63 - _LARGEST_RAW)
-
-
-def raw_id_column(values, field: int, fields: int) -> np.ndarray:
-    """Raw int64 ids of field `field` of `fields`, distinct across fields
-    and values: an integer value `v` (or its decimal string, `|v| <
-    2**52`) is `v * fields + field`; any other value a 63-bit BLAKE2b
-    fingerprint of `field:value` (no buckets: two distinct values share an
-    id with probability about `n**2 / 2**64`). Computed once per distinct
-    value."""
-    values = np.asarray(values)
-    distinct, inverse = np.unique(values.astype(str), return_inverse=True)
-    codes = []
-    for v in distinct:
-        try:
-            number = int(v)
-        except ValueError:
-            number = None
-        if number is not None and abs(number) < _LARGEST_RAW:
-            codes.append(number * fields + field)
-        else:
-            codes.append(_fingerprint(f"{field}:{v}"))
-    return np.asarray(codes, np.int64)[inverse.reshape(-1)]
-
-
-def _features(columns: list, salts: list[str], buckets: int, raw_ids: bool):
-    """`x[n, F]`: each column hashed into `buckets` (with its salt), or
-    its raw ids."""
-    if raw_ids:
-        return np.stack(
-            [raw_id_column(c, f, len(columns)) for f, c in enumerate(columns)], axis=1
-        )
-    return np.stack(
-        [hash_column(c, buckets, salt) for c, salt in zip(columns, salts, strict=True)],
-        axis=1,
-    )
+# The names the jobs and tests read streams by, wherever they are defined.
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "Drift",
+    "Period",
+    "Stream",
+    "criteo_stream",
+    "hash_column",
+    "load",
+    "load_for_job",
+    "movielens_stream",
+    "raw_id_column",
+    "synthetic_stream",
+]
 
 
 def _split(x, y, periods: int, users=None) -> list[Period]:
@@ -135,185 +65,6 @@ def _split(x, y, periods: int, users=None) -> list[Period]:
         Period(x[a:b], y[a:b], users=None if users is None else users[a:b])
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Drift:
-    """How fast each effect of the synthetic stream changes, per period.
-
-    Each drifting effect `e` (of stationary spread `sigma`) is renewed by a
-    fraction `d` of itself between periods, `e <- sqrt(1 - d^2) * e + d *
-    sigma * noise`: 0 keeps it fixed, 1 draws it anew; its marginal spread
-    stays `sigma` however long the stream (a plain random walk would grow
-    without bound over hundreds of periods). Per period it moves by about
-    `d * sigma`.
-
-    Attributes:
-        items: Every released item's popularity (sigma 1) and click bias
-            (sigma 0.8): the long tail turns over.
-        frequent: The frequent features: the 24 hours' and the categories'
-            click biases (sigma 0.4 and 0.5) and the click bias of the
-            period's `popular_items` most popular items. The features every
-            batch holds, whose Adagrad accumulators grow fastest.
-        interests: The users' 4-dimensional interest vectors (sigma 0.5).
-        new_items: Items released every period, entering near the top of
-            the popularity ranking.
-        popular_items: How many of the most popular items `frequent`
-            moves.
-        frequent_start: The first period the frequent features move into
-            (they hold still before it): a drift that starts after the dev
-            split, which a learning rate tuned there has not seen.
-        frequent_growth: How fast their rate grows from then on: the
-            transition into period `d >= frequent_start` renews a fraction
-            `min(1, frequent * (1 + frequent_growth * (d -
-            frequent_start)))` (`frequent_rate`): a drift that outgrows a
-            step tuned on early data, the case SWAP is for.
-    """
-
-    items: float = 0.5
-    frequent: float = 0.0
-    interests: float = 0.0
-    new_items: int = 100
-    popular_items: int = 20
-    frequent_start: int = 0
-    frequent_growth: float = 0.0
-
-    def frequent_rate(self, period: int) -> float:
-        """The fraction of the frequent features renewed on the transition
-        from period `period - 1` into `period` (0-based, >= 1)."""
-        if period < self.frequent_start:
-            return 0.0
-        growth = 1.0 + self.frequent_growth * (period - self.frequent_start)
-        return min(1.0, self.frequent * growth)
-
-    def check(self) -> None:
-        """Raises `ValueError` for a value out of its domain."""
-        for name in ("items", "frequent", "interests"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"drift {name} must be in [0, 1], got {value}")
-        for name in ("new_items", "popular_items", "frequent_start"):
-            value = getattr(self, name)
-            if int(value) != value or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value}")
-        if self.frequent_growth < 0:
-            raise ValueError(
-                f"frequent_growth must be >= 0, got {self.frequent_growth}"
-            )
-
-    @classmethod
-    def parse(cls, text: str) -> Drift:
-        """`"frequent=0.3,interests=0.1"` (the fields, comma-separated; the
-        others keep their defaults)."""
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        values: dict = {}
-        for item in filter(None, (t.strip() for t in text.split(","))):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq or key not in fields:
-                raise ValueError(
-                    f"synthetic stream parameter {item!r}: use KEY=VALUE with KEY "
-                    f"in {', '.join(fields)}"
-                )
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueError(f"{key}={value!r} is not a number") from None
-            if fields[key] in (int, "int"):
-                if not number.is_integer():
-                    raise ValueError(f"{key} must be a whole number >= 0, got {value}")
-                number = int(number)
-            values[key] = number
-        drift = cls(**values)
-        drift.check()
-        return drift
-
-
-def _renew(rng, effect: np.ndarray, fraction: float, sigma: float) -> np.ndarray:
-    """`effect` renewed by `fraction` around spread `sigma` (see `Drift`)."""
-    if fraction == 0.0:
-        return effect
-    noise = rng.normal(0.0, sigma, effect.shape)
-    return np.sqrt(1.0 - fraction**2) * effect + fraction * noise
-
-
-def synthetic_stream(
-    periods: int = 12,
-    samples: int = 8192,
-    users: int = 2000,
-    items: int = 1000,
-    categories: int = 40,
-    drift: Drift | None = None,
-    seed: int = 0,
-    buckets: int = DEFAULT_BUCKETS,
-    raw_ids: bool = False,
-) -> Stream:
-    """A drifting CTR stream with known click probabilities.
-
-    Fields: user, item, item category, hour of day. Users and items are
-    drawn with power-law frequencies; `drift.new_items` items appear every
-    period and enter near the top of the popularity ranking; between
-    periods the effects `drift` names change (default: the items'
-    popularity and click bias, `Drift()`). The click logit is
-    `bias + user_bias + item_bias + category_bias + hour_bias + <u, v>`
-    with 4-dimensional user and item vectors.
-    """
-    drift = drift or Drift()
-    drift.check()
-    rng = np.random.default_rng(seed)
-    new_items = drift.new_items
-    total_items = items + new_items * periods
-    user_bias = rng.normal(0.0, 0.6, users)
-    item_bias = rng.normal(0.0, 0.8, total_items)
-    category = rng.integers(0, categories, total_items)
-    category_bias = rng.normal(0.0, 0.5, categories)
-    hour_bias = 0.4 * np.sin(np.arange(24) / 24 * 2 * np.pi)
-    user_vec = rng.normal(0.0, 0.5, (users, 4))
-    item_vec = rng.normal(0.0, 0.5, (total_items, 4))
-    user_p = 1.0 / np.arange(1, users + 1) ** 0.9
-    user_p /= user_p.sum()
-    # Popularity rank score: larger is more popular.
-    score = rng.normal(0.0, 1.0, total_items)
-    score[items:] = -np.inf  # not yet released
-    out = []
-    for d in range(periods):
-        released = items + new_items * d
-        frequent = drift.frequent_rate(d) if d > 0 else 0.0
-        if d > 0:
-            fresh = slice(released - new_items, released)
-            score[fresh] = rng.normal(1.0, 0.5, new_items)  # new and hot
-            old = slice(0, released - new_items)
-            score[old] = _renew(rng, score[old], drift.items, 1.0)
-            item_bias[:released] = _renew(rng, item_bias[:released], drift.items, 0.8)
-            hour_bias = _renew(rng, hour_bias, frequent, 0.4)
-            category_bias = _renew(rng, category_bias, frequent, 0.5)
-            user_vec = _renew(rng, user_vec, drift.interests, 0.5)
-        order = np.argsort(-score[:released])
-        if frequent > 0 and drift.popular_items > 0:
-            top = order[: drift.popular_items]
-            item_bias[top] = _renew(rng, item_bias[top], frequent, 0.8)
-        item_p = np.zeros(released)
-        item_p[order] = 1.0 / np.arange(1, released + 1) ** 1.1
-        item_p /= item_p.sum()
-        u = rng.choice(users, samples, p=user_p)
-        i = rng.choice(released, samples, p=item_p)
-        h = rng.integers(0, 24, samples)
-        logit = (
-            -1.5
-            + user_bias[u]
-            + item_bias[i]
-            + category_bias[category[i]]
-            + hour_bias[h]
-            + np.sum(user_vec[u] * item_vec[i], axis=1)
-        )
-        p = 1.0 / (1.0 + np.exp(-logit))
-        y = (rng.random(samples) < p).astype(np.float32)
-        fields = ["user", "item", "category", "hour"]
-        x = _features([u, i, category[i], h], fields, buckets, raw_ids)
-        out.append(Period(x, y, p.astype(np.float32), users=u.astype(np.int64)))
-    return Stream(
-        "synthetic", fields, 0 if raw_ids else buckets, out, raw_ids=raw_ids
-    )
 
 
 def _read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -393,7 +144,7 @@ def movielens_stream(
             salts.append("genre")
             fields.append(f"genre{g + 1}")
     order = np.argsort(time, kind="stable")
-    x = _features(columns, salts, buckets, raw_ids)[order]
+    x = encode_features(columns, salts, buckets, raw_ids)[order]
     y = (rating >= 4.0).astype(np.float32)[order]
     user_index = np.unique(users, return_inverse=True)[1].astype(np.int64)[order]
     return Stream(
@@ -447,7 +198,7 @@ def criteo_stream(
         raise ValueError(f"{path} has no rows with 40 tab-separated columns")
     _check_enough(path, len(labels), periods)
     fields = [f"I{j + 1}" for j in range(13)] + [f"C{j + 1}" for j in range(26)]
-    x = _features(columns, fields, buckets, raw_ids)
+    x = encode_features(columns, fields, buckets, raw_ids)
     y = np.asarray(labels, np.float32)
     return Stream(
         "criteo",

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tf_swap.jobs.stream import shuffled_batches
+
 
 class Variant(NamedTuple):
     """What a variant name stands for."""
@@ -301,28 +303,38 @@ def make_model(variant: str, stream, config: Config):
 
 def steps_per_period(stream, batch_size: int) -> int:
     """Full batches in the stream's first period (SWAP's decay period)."""
-    return max(1, len(stream.periods[0].y) // batch_size)
+    return max(1, stream.periods.samples(0) // batch_size)
+
+
+def training_batches(stream, batch_size: int) -> int:
+    """The stream's training batches (periods 0 .. P-2), counted without
+    reading it.
+
+    Raises:
+        InputError: there is none.
+    """
+    n = stream.batch_count(batch_size)
+    if n == 0:
+        raise InputError("no full batch in the stream; lower --batch-size")
+    return n
 
 
 def period_batches(period, batch_size: int, seed: int, index: int):
-    """The shuffled full batches of period `index` (the remainder is
-    dropped): `(x[B, F], y[B, 1])` pairs. The order depends only on the
-    seed and the period, so a resumed run sees the same batches."""
-    order = np.random.default_rng([seed, index]).permutation(len(period.y))
-    for start in range(0, len(order) - batch_size + 1, batch_size):
-        idx = order[start : start + batch_size]
-        yield period.x[idx], period.y[idx, None]
+    """The shuffled full batches of the in-memory `period` with index
+    `index` (the remainder is dropped): `(x[B, F], y[B, 1])` pairs. The
+    order depends only on the seed and the period, so a resumed run sees
+    the same batches."""
+    return shuffled_batches([period], batch_size, seed, index)
 
 
 def stream_batches(stream, batch_size: int, seed: int):
-    """All training batches of the stream in order (periods 0 .. P-2):
-    `(x[n, B, F], y[n, B, 1], period[n])`."""
+    """All training batches of the stream in order (periods 0 .. P-2), in
+    memory: `(x[n, B, F], y[n, B, 1], period[n])`."""
+    training_batches(stream, batch_size)
     xs, ys, ps = [], [], []
     for d in range(len(stream.periods) - 1):
-        for x, y in period_batches(stream.periods[d], batch_size, seed, d):
+        for x, y in stream.periods.batches(d, batch_size, seed):
             xs.append(x)
             ys.append(y)
             ps.append(d)
-    if not xs:
-        raise InputError("no full batch in the stream; lower --batch-size")
     return np.stack(xs), np.stack(ys).astype(np.float32), np.asarray(ps)

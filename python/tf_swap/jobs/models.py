@@ -121,9 +121,11 @@ def wide_zero_fraction(model: keras.Model, stream) -> float:
         values = layer.table.export().values.numpy()
         return float(np.mean(values == 0.0)) if values.size else 0.0
     table = np.concatenate([np.asarray(w).reshape(-1) for w in layer.get_weights()])
-    seen = np.unique(
-        np.concatenate([table_rows(p.x, stream.buckets) for p in stream.periods[:-1]])
-    )
+    # Read chunk by chunk: a streamed period is never held whole.
+    seen = np.zeros(table.size, bool)
+    for d in range(len(stream.periods) - 1):
+        for chunk in stream.periods.chunks(d):
+            seen[table_rows(chunk.x, stream.buckets)] = True
     return float(np.mean(table[seen] == 0.0))
 
 

@@ -75,10 +75,16 @@ class PeriodScore:
     gauc: float | None
 
 
+def score(y, scores, users=None) -> PeriodScore:
+    """`PeriodScore` of the predictions `scores` for clicks `y` (GAUC with
+    `users`, the user of each impression)."""
+    return PeriodScore(
+        auc=auc(y, scores),
+        gauc=None if users is None else gauc(y, scores, users),
+    )
+
+
 def score_period(period, scores) -> PeriodScore:
     """`PeriodScore` of the predictions `scores` for `period`'s impressions
-    (a `tf_swap.jobs.data.Period`: GAUC needs its `users`)."""
-    return PeriodScore(
-        auc=auc(period.y, scores),
-        gauc=None if period.users is None else gauc(period.y, scores, period.users),
-    )
+    (a `tf_swap.jobs.stream.Period`: GAUC needs its `users`)."""
+    return score(period.y, scores, period.users)

@@ -34,6 +34,34 @@ def staleness_summary(taus) -> dict:
     }
 
 
+def staleness_counts_summary(counts) -> dict:
+    """`staleness_summary` of the taus `counts` counts (`counts[t]`
+    updates of staleness `t`, as `np.bincount` gives), without the taus:
+    the same numbers."""
+    counts = np.asarray(counts, np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        return {"mean": 0.0, "p50": 0.0, "p99": 0.0, "max": 0}
+    cumulative = np.cumsum(counts)
+
+    def percentile(q: float) -> float:
+        # np.percentile's linear rule between the two order statistics
+        # around (n - 1) q, which the counts locate.
+        virtual = (n - 1) * (q / 100)
+        low = int(np.floor(virtual))
+        below, above = np.searchsorted(
+            cumulative, [low, min(low + 1, n - 1)], side="right"
+        )
+        return float(np.quantile([below, above], virtual - low))
+
+    return {
+        "mean": round(int(np.dot(np.arange(len(counts)), counts)) / n, 2),
+        "p50": percentile(50),
+        "p99": percentile(99),
+        "max": int(np.flatnonzero(counts)[-1]),
+    }
+
+
 def reports_wide_zeros(runs: dict) -> bool:
     """Whether any run made wide weights exactly 0 (FTRL's L1 does; Adagrad
     never does, so a job without FTRL variants leaves the figure out)."""

@@ -68,6 +68,16 @@ def add_parser(subparsers=None) -> argparse.ArgumentParser:
         help="log-normal sigma of each batch's time around its worker's mean",
     )
     parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=d.eval_samples,
+        help=(
+            "evaluate each period on at most this many of its samples, "
+            "every ceil(n / N)-th (0: all), so memory stays bounded however "
+            "long the period"
+        ),
+    )
+    parser.add_argument(
         "--protocol",
         choices=PROTOCOLS,
         default="fixed",
@@ -109,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         cli.config_from(args, SimConfig()),
         speed_sigma=args.speed_sigma,
         jitter_sigma=args.jitter_sigma,
+        eval_samples=args.eval_samples,
     )
     config.check()
     check_optimizers(variants, config)
@@ -120,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(
         f"tf_swap.simulate: {stream.name}, {len(stream.periods)} periods of "
-        f"~{len(stream.periods[0].y)} samples, batch {config.batch_size}, "
+        f"~{stream.periods.samples(0)} samples, batch {config.batch_size}, "
         f"workers {workers}, variants {', '.join(variants)}, protocol "
         f"{args.protocol}, {args.seeds} seed(s)",
         flush=True,

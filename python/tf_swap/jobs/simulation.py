@@ -8,12 +8,17 @@ server would.
 
 How (an event simulation, not a delayed-gradient shortcut):
 
-- The schedule first (`tf_swap.jobs.schedule`): which worker applies which
+- The schedule (`tf_swap.jobs.schedule`): which worker applies which
   batch at which global step and when each read happens depends only on
   the number of batches, `W`, the worker speeds and the seed, never on the
-  model.
-- Then the schedule runs inside the graph, many events per `tf.function`
-  call (a `tf.while_loop` over a slice of it, one iteration per event).
+  model; it is computed ahead of the model a block of events at a time.
+- Each block runs inside the graph, up to `SAMPLES_PER_CALL` samples'
+  events per `tf.function` call (a `tf.while_loop` over them, one iteration per
+  event), with the batches its reads read, drawn from the stream just
+  before (`_BatchFeed`; reads take the batches in stream order). A run
+  holds one block and one chunk of a period at a time, so its memory does
+  not grow with `--samples-per-period`; a period is evaluated on at most
+  `--eval-samples` of its samples, spread evenly over it.
   Event `k` applies worker `w`'s in-flight gradient through the real
   optimizer (`tf_swap.keras.AdagradSwap` and its ops; `adagrad` is it with
   `decay_rate=1`, plain Adagrad by the SPEC) at global step `k`, with
@@ -50,6 +55,7 @@ Runs over seeds, worker counts and learning rates, and their metrics:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 
 import numpy as np
@@ -60,9 +66,10 @@ from tf_swap.jobs.experiment import (
     make_model,
     make_optimizer,
     steps_per_period,
-    stream_batches,
+    training_batches,
 )
-from tf_swap.jobs.schedule import make_schedule
+from tf_swap.jobs.schedule import ScheduleStream
+from tf_swap.jobs.stream import evaluation_chunks
 
 
 @dataclasses.dataclass
@@ -74,28 +81,59 @@ class SimConfig(Config):
     sync_period: int = 1
     speed_sigma: float = 0.5
     jitter_sigma: float = 0.2
+    # At most this many samples of a period are evaluated, spread evenly
+    # over it (0: all): 2^18 keeps an evaluation within ~40 MB whatever
+    # the period's length, the AUC's sampling error about 0.001.
+    eval_samples: int = 1 << 18
     progress: bool = False
 
     def check(self) -> None:
         super().check()
         if self.speed_sigma < 0 or self.jitter_sigma < 0:
             raise InputError("--speed-sigma and --jitter-sigma must be >= 0")
+        if self.eval_samples < 0:
+            raise InputError(f"--eval-samples must be >= 0, got {self.eval_samples}")
+
+
+class _BatchFeed:
+    """The stream's training batches (periods 0 .. P-2) in order, drawn as
+    they are taken: a simulation holds the batches of one call, never the
+    stream's."""
+
+    def __init__(self, stream, batch_size: int, seed: int):
+        periods = range(len(stream.periods) - 1)
+        self._batches = itertools.chain.from_iterable(
+            stream.periods.batches(d, batch_size, seed) for d in periods
+        )
+        self._shape = (batch_size, len(stream.fields))
+        self._dtype = np.int64 if stream.raw_ids else np.int32
+
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next `count` batches: `(x[count, B, F], y[count, B, 1])`."""
+        x = np.empty((count, *self._shape), self._dtype)
+        y = np.empty((count, self._shape[0], 1), np.float32)
+        for k, (xb, yb) in enumerate(itertools.islice(self._batches, count)):
+            x[k], y[k] = xb, yb
+        return x, y
 
 
 class Simulation:
     """One model and optimizer on the "parameter server" and `workers`
-    simulated workers, run over a `Schedule`.
+    simulated workers, run over a schedule.
 
     Args:
         variant: A variant, optionally `@K`.
         stream: The stream (its fields and buckets size the model).
-        batches: `(x[n, B, F], y[n, B, 1], period[n])` from `stream_batches`.
         workers: Number of simulated workers.
         decay_period: SWAP's `decay_period` (steps per period).
         config: The `SimConfig`.
     """
 
-    def __init__(self, variant, stream, batches, workers, decay_period, config):
+    # Samples read per graph call at most (2,048 events at batch 32), so
+    # the batches a call holds do not grow with the period (1 MB of ids).
+    SAMPLES_PER_CALL = 1 << 16
+
+    def __init__(self, variant, stream, workers, decay_period, config):
         import keras
         import tensorflow as tf
 
@@ -111,8 +149,7 @@ class Simulation:
         )
         self.variables = list(self.model.trainable_variables)
         self.optimizer.build(self.variables)
-        xs, ys, _ = batches
-        self._x, self._y = tf.constant(xs), tf.constant(ys)
+        batch, fields = config.batch_size, len(stream.fields)
         # Sparse gradients: a fixed table's rows (int32), a dynamic
         # table's ids (int64, to its gradient slot).
         index_dtype = {
@@ -130,7 +167,7 @@ class Simulation:
             self.variables,
             [index_dtype.get(id(v)) for v in self.variables],
             workers,
-            rows=xs.shape[1] * xs.shape[2],
+            rows=batch * fields,
         )
         statistics = WorkerStatistics(
             [ly for ly in self.model.layers if isinstance(ly, LocalBatchNormalization)],
@@ -139,13 +176,13 @@ class Simulation:
         loss_fn = keras.losses.BinaryCrossentropy()
         model, optimizer, variables = self.model, self.optimizer, self.variables
 
-        def read(w, b):
-            """Worker `w` reads (the current parameters) for batch `b` and
-            keeps its gradient in its slot."""
+        def read(w, x, y):
+            """Worker `w` reads (the current parameters) for batch `(x, y)`
+            and keeps its gradient in its slot."""
             if statistics:
                 statistics.load(w)
             with tf.GradientTape() as tape:
-                loss = loss_fn(self._y[b], model(self._x[b], training=True))
+                loss = loss_fn(y, model(x, training=True))
             grads = tape.gradient(loss, variables)
             if statistics:
                 statistics.store(w)
@@ -155,30 +192,34 @@ class Simulation:
             """Applies worker `w`'s in-flight gradient at the current step."""
             optimizer.apply(ring.take(w), variables, read_step=t_read)
 
-        # One trace for every slice length: the cuts between evaluations
-        # give slices of varying lengths.
+        # One trace for every call: calls differ in their numbers of events
+        # and of batches read.
         events = tf.TensorSpec([None], tf.int32)
+        ids = tf.int64 if stream.raw_ids else tf.int32
+        xs = tf.TensorSpec([None, batch, fields], ids)
+        ys = tf.TensorSpec([None, batch, 1], tf.float32)
 
-        @tf.function(input_signature=[events])
-        def start(first):
+        @tf.function(input_signature=[xs, ys])
+        def start(x, y):
             def body(i):
-                read(tf.cast(i, tf.int32), first[i])
+                read(tf.cast(i, tf.int32), x[i], y[i])
                 return (i + 1,)
 
             tf.while_loop(
-                lambda i: i < tf.shape(first)[0], body, (0,), parallel_iterations=1
+                lambda i: i < tf.shape(x)[0], body, (0,), parallel_iterations=1
             )
 
-        @tf.function(input_signature=[events, tf.TensorSpec([None], tf.int64), events])
-        def run(worker, t_read, following):
-            # Events whose worker reads on come first, the stream's tail
-            # (nothing left to read) after: two loops, no branch per event.
-            reading = tf.reduce_sum(tf.cast(following >= 0, tf.int32))
+        @tf.function(input_signature=[events, tf.TensorSpec([None], tf.int64), xs, ys])
+        def run(worker, t_read, x, y):
+            # Events whose worker reads on come first (the k-th reads batch
+            # `x[k]`), the stream's tail (nothing left to read) after: two
+            # loops, no branch per event.
+            reading = tf.shape(x)[0]
 
             def apply_and_read(k):
                 w = worker[k]
                 apply(w, t_read[k])
-                read(w, following[k])
+                read(w, x[k], y[k])
                 return (k + 1,)
 
             def apply_only(k):
@@ -212,68 +253,99 @@ class Simulation:
             ]
         )
 
-    def start(self, schedule) -> None:
-        """Every worker reads its first batch (at step 0)."""
-        import tensorflow as tf
+    def score(self, stream, d: int):
+        """The `PeriodScore` of the shared parameters on period `d`'s
+        evaluated samples (`config.eval_samples`), read chunk by chunk."""
+        from tf_swap.jobs.ranking import score
 
-        self._start(tf.constant(schedule.first))
-
-    def run_events(self, schedule, begin: int, end: int) -> None:
-        """Runs updates `begin .. end - 1` of the schedule in one call."""
-        import tensorflow as tf
-
-        sl = slice(begin, end)
-        self._run(
-            tf.constant(schedule.worker[sl]),
-            tf.constant(schedule.t_read[sl]),
-            tf.constant(schedule.next[sl]),
+        ys, users, scores = [], [], []
+        for chunk in evaluation_chunks(stream.periods, d, self.config.eval_samples):
+            scores.append(self.predict(chunk.x))
+            ys.append(chunk.y)
+            users.append(chunk.users)
+        return score(
+            np.concatenate(ys),
+            np.concatenate(scores),
+            None if users[0] is None else np.concatenate(users),
         )
 
-    def run(self, stream, batches, schedule, progress=None, summaries=None) -> dict:
-        """Runs the schedule, evaluating every period; returns this run's
+    def start(self, x, y) -> None:
+        """Every worker `w` reads its first batch `(x[w], y[w])` (at step
+        0)."""
+        import tensorflow as tf
+
+        self._start(tf.constant(x), tf.constant(y))
+
+    def run_events(self, events, x, y) -> None:
+        """Runs `events` (`tf_swap.jobs.schedule.Events`) in one call; the
+        `k`-th of them whose worker reads on reads batch `(x[k], y[k])`."""
+        import tensorflow as tf
+
+        self._run(
+            tf.constant(events.worker),
+            tf.constant(events.t_read),
+            tf.constant(x),
+            tf.constant(y),
+        )
+
+    def run(self, stream, schedule, progress=None, summaries=None) -> dict:
+        """Runs `schedule` (a `ScheduleStream`, or a `Schedule.replay()`)
+        on `stream`'s batches, evaluating every period; returns this run's
         metrics (`auc` and `gauc` per evaluated period, `gauc` `None`
-        without users, `taus`, `updates`, `dropped_updates`,
-        `wide_zero_fraction`, `tables`: the dynamic tables' entries,
-        admitted and evicted per period (`TableCounts`), `seconds`).
-        `summaries`: a `PeriodSummaries` written as each period ends."""
+        without users, `staleness`: `bincount` of the updates' `tau`,
+        `updates`, `dropped_updates`, `wide_zero_fraction`, `tables`: the
+        dynamic tables' entries, admitted and evicted per period
+        (`TableCounts`), `seconds`). `summaries`: a `PeriodSummaries`
+        written as each period ends."""
         from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
-        from tf_swap.jobs.ranking import score_period
         from tf_swap.jobs.table_counts import TableCounts
 
-        _, _, period_of = batches
         tables = TableCounts()
         table_layers = dynamic_tables(self.model)
         started = time.monotonic()
-        self.start(schedule)
+        feed = _BatchFeed(stream, self.config.batch_size, self.config.seed)
+        self.start(*feed.take(len(schedule.first)))
         periods = len(stream.periods)
-        # Period d + 1 is evaluated before the first update computed on it.
-        arriving = period_of[schedule.batch]
-        cuts = [
-            int(np.searchsorted(np.maximum.accumulate(arriving), d + 1))
-            for d in range(periods - 2)
-        ]
-        taus = schedule.staleness
+        # The last batch of each training period, + 1.
+        ends = np.cumsum(
+            [
+                stream.periods.samples(d) // self.config.batch_size
+                for d in range(periods - 1)
+            ]
+        )
+        staleness = np.zeros(1, np.int64)
         aucs: list[float] = []
         gaucs: list[float | None] = []
-        begin = 0
-        for end in [*cuts, len(schedule.worker)]:
-            if end > begin:
-                self.run_events(schedule, begin, end)
-                if progress is not None:
-                    progress.update(end - begin)
+        taus: list[np.ndarray] = []  # the updates' since the last evaluation
+
+        def run_events(events) -> None:
+            nonlocal staleness
+            if not len(events):
+                return
+            self.run_events(events, *feed.take(int(np.sum(events.next >= 0))))
+            tau = events.staleness
+            taus.append(tau)
+            counts = np.bincount(tau)
+            if len(counts) > len(staleness):
+                staleness = np.pad(staleness, (0, len(counts) - len(staleness)))
+            staleness[: len(counts)] += counts
+            if progress is not None:
+                progress.update(len(events))
+
+        def evaluate() -> None:
             tables.end_period(table_layers)
-            nxt = stream.periods[len(aucs) + 1]
-            score = score_period(nxt, self.predict(nxt.x))
+            score = self.score(stream, len(aucs) + 1)
             aucs.append(score.auc)
             gaucs.append(score.gauc)
             if summaries is not None:
                 summaries.end_period(
                     len(aucs) + 1,
                     score,
-                    taus[begin:end],
+                    np.concatenate(taus) if taus else np.zeros(0, np.int64),
                     int(self.optimizer.dropped_updates),
                     tables.as_dict(),
                 )
+            taus.clear()
             if progress is not None:
                 # Redrawn with the bar's next update (at most once a
                 # second), not once per period: runs have 1000s of them.
@@ -282,14 +354,36 @@ class Simulation:
                     f"AUC {aucs[-1]:.4f}",
                     refresh=False,
                 )
-            begin = end
-        if int(self.optimizer.iterations.numpy()) != len(schedule.worker):
+
+        # Period d + 1 is evaluated just before the first update computed on
+        # its data: where the latest period applied so far first reaches it.
+        reached = -1
+        per_call = max(1, self.SAMPLES_PER_CALL // self.config.batch_size)
+        while True:
+            events = schedule.take(per_call)
+            if not len(events):
+                break
+            arriving = np.searchsorted(ends, events.batch, side="right")
+            latest = np.maximum.accumulate(np.maximum(arriving, reached))
+            reached = int(latest[-1])
+            begin = 0
+            while len(aucs) + 1 <= periods - 2:
+                cut = int(np.searchsorted(latest, len(aucs) + 1))
+                if cut >= len(events):
+                    break
+                run_events(events[begin:cut])
+                evaluate()
+                begin = cut
+            run_events(events[begin:])
+        while len(aucs) < periods - 1:  # the last period, once all is applied
+            evaluate()
+        if int(self.optimizer.iterations.numpy()) != schedule.batches:
             raise RuntimeError("global step out of sync with the schedule")
         return {
             "auc": aucs,
             "gauc": gaucs,
-            "taus": taus,
-            "updates": len(schedule.worker),
+            "staleness": staleness,
+            "updates": schedule.batches,
             "dropped_updates": self.optimizer.dropped_updates,
             "wide_zero_fraction": wide_zero_fraction(self.model, stream),
             "tables": tables.as_dict(),
@@ -303,20 +397,21 @@ def one_run(
     """Simulates `variant` with `workers` workers on `stream` (seeded by
     `config.seed`); `Simulation.run`'s metrics (`summaries`: its
     `PeriodSummaries`)."""
-    batches = stream_batches(stream, config.batch_size, config.seed)
-    n = len(batches[0])
-    schedule = make_schedule(
-        n, workers, config.speed_sigma, config.jitter_sigma, config.seed
+    schedule = ScheduleStream(
+        training_batches(stream, config.batch_size),
+        workers,
+        config.speed_sigma,
+        config.jitter_sigma,
+        config.seed,
     )
     sim = Simulation(
         variant,
         stream,
-        batches,
         workers,
         steps_per_period(stream, config.batch_size),
         config,
     )
-    return sim.run(stream, batches, schedule, progress=progress, summaries=summaries)
+    return sim.run(stream, schedule, progress=progress, summaries=summaries)
 
 
 def head(stream, periods: int):

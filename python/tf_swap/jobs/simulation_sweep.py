@@ -58,14 +58,14 @@ import time
 import numpy as np
 
 from tf_swap.jobs.aggregate import summarize
-from tf_swap.jobs.experiment import InputError, stream_batches
+from tf_swap.jobs.experiment import InputError, training_batches
 from tf_swap.jobs.protocol import (
     LEARNING_RATE_GRID,
     PROTOCOLS,
     best_learning_rate,
     dev_periods,
 )
-from tf_swap.jobs.reporting import staleness_summary
+from tf_swap.jobs.reporting import staleness_counts_summary
 from tf_swap.jobs.simulation import SimConfig, head, one_run
 from tf_swap.jobs.streams import SeededStreams
 
@@ -133,7 +133,9 @@ def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
     """One (variant, W) cell's entries of the run's per-W lists."""
     # `auc` lists periods 1 .. P-1; keep the reported ones.
     summary = summarize([[r["auc"][p - 1] for p in reported] for r in results])
-    taus = np.concatenate([r["taus"] for r in results])
+    staleness = np.zeros(max(len(r["staleness"]) for r in results), np.int64)
+    for r in results:
+        staleness[: len(r["staleness"])] += r["staleness"]
     return {
         **_gauc_metrics(results, reported),
         "auc": summary.final_auc,
@@ -144,7 +146,7 @@ def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
         "seed_mean_auc": summary.seed_mean_auc,
         "period_auc": summary.period_auc,
         "seed_period_auc": summary.seed_auc,
-        "staleness": staleness_summary(taus),
+        "staleness": staleness_counts_summary(staleness),
         "updates": results[0]["updates"],
         "dropped_updates": sum(r["dropped_updates"] for r in results),
         "wide_zero_fraction": float(
@@ -231,12 +233,8 @@ def simulate(
     dev = dev_periods(periods, protocol) if protocol != "fixed" else 0
     # The worker counts each variant's rate is chosen at.
     tuned_at = list(workers) if protocol == "tuned-per-workers" else [1]
-    n = len(stream_batches(first, config.batch_size, config.seed)[0])
-    dev_n = (
-        len(stream_batches(head(first, dev), config.batch_size, config.seed)[0])
-        if dev
-        else 0
-    )
+    n = training_batches(first, config.batch_size)
+    dev_n = training_batches(head(first, dev), config.batch_size) if dev else 0
     # Evaluated periods are 1 .. P-1 (0-based); tuned reports dev .. P-1.
     reported = list(range(max(1, dev), periods))
     tuning_updates = len(grid) * dev_n * len(tuned_at)
@@ -288,7 +286,9 @@ def simulate(
     return {
         "data": first.name,
         "periods": periods,
-        "samples_per_period": [len(p.y) for p in first.periods],
+        "samples_per_period": [
+            first.periods.samples(d) for d in range(periods)
+        ],
         "protocol": protocol,
         "seeds": streams.seeds,
         "learning_rates": learning_rates,
@@ -303,7 +303,7 @@ def simulate(
             else None
         ),
         "evaluated_periods": [p + 1 for p in reported],
-        "oracle_auc": streams.oracle_auc(reported),
+        "oracle_auc": streams.oracle_auc(reported, config.eval_samples),
         "workers": list(workers),
         "config": config.as_dict(),
         "updates_per_run": n,

@@ -27,11 +27,12 @@ class SeededStreams:
     def __getitem__(self, seed: int):
         return self._streams[seed]
 
-    def oracle_auc(self, periods) -> list[float] | None:
+    def oracle_auc(self, periods, eval_samples: int = 0) -> list[float] | None:
         """The oracle AUC (the stream's true click probabilities) of each
-        0-based period in `periods`, averaged over the seeds; `None` for
-        real data."""
-        oracles = [self._streams[seed].oracle_auc() for seed in self.seeds]
+        0-based period in `periods`, averaged over the seeds, on the samples
+        evaluated (`eval_samples`, see `Stream.oracle_auc`); `None` for real
+        data."""
+        oracles = [self._streams[seed].oracle_auc(eval_samples) for seed in self.seeds]
         if oracles[0] is None:
             return None
         per_seed = np.asarray([[o[p] for p in periods] for o in oracles])

@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"tf_swap.train: {stream.name}, {len(stream.periods)} periods of "
-        f"~{len(stream.periods[0].y)} samples, {where}, variants "
+        f"~{stream.periods.samples(0)} samples, {where}, variants "
         f"{', '.join(variants)}, {len(seed_list)} seed(s)",
         flush=True,
     )
