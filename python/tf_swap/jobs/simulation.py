@@ -316,7 +316,7 @@ class Simulation:
         staleness = np.zeros(1, np.int64)
         aucs: list[float] = []
         gaucs: list[float | None] = []
-        taus: list[np.ndarray] = []  # the updates' since the last evaluation
+        taus: list[np.ndarray] = []  # staleness since the last evaluation
 
         def run_events(events) -> None:
             nonlocal staleness
