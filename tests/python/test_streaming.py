@@ -167,7 +167,8 @@ def test_peak_memory_does_not_grow_with_the_period(tmp_path):
     """Periods of 2^18 and 2^21 samples (8 and 64 MB of draws each; one
     chunk and eight): held in memory (as before streaming) the longer run
     peaked 690 MB higher (812 and 1,503 MB); streamed, 809 and 831 MB (the
-    evaluation is bounded by `--eval-samples`, 2^18)."""
+    evaluation is bounded by `--eval-samples`, 2^18). The bound leaves room
+    for the 70 MB by which one run's peak varies from another's."""
     short = _peak_rss_mb(tmp_path, 1 << 18)
     long = _peak_rss_mb(tmp_path, 1 << 21)
-    assert long - short < 60, (short, long)
+    assert long - short < 150, (short, long)
