@@ -59,6 +59,23 @@ def test_chunks_draw_what_a_whole_period_draws(monkeypatch):
         _assert_same(chunked.periods[d], whole.periods[d])
 
 
+def test_reading_the_stream_again_draws_each_period_forward_once(monkeypatch):
+    """A job reads the periods in order several times (train, evaluate,
+    count the ids trained on); each pass from the start draws each
+    period's state once, not again from period 0."""
+    stream = data.synthetic_stream(periods=40, samples=64, seed=1)
+    drawn = []
+    step = synthetic._next
+    monkeypatch.setattr(
+        synthetic, "_next", lambda world, state: drawn.append(1) or step(world, state)
+    )
+    for _ in range(3):
+        for d in range(40):
+            list(stream.periods.chunks(d))
+            list(stream.periods.chunks(min(d + 1, 39)))
+    assert len(drawn) <= 3 * 39
+
+
 def test_batches_cross_chunks_and_keep_every_full_batch():
     samples, batch = CHUNK_SAMPLES + 100, 48
     stream = data.synthetic_stream(periods=2, samples=samples, seed=1)

@@ -12,6 +12,7 @@ chunks.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterator, Sequence
 
@@ -283,29 +284,31 @@ def _draw(world: _World, state: _State) -> Iterator[Period]:
 
 
 class _States:
-    """The states of recently read periods (and period 0's), shared by a
-    stream and its prefixes; an older one is found again by drawing
-    forward from the nearest kept state before it."""
+    """The states of the last periods read (and period 0's), shared by a
+    stream and its prefixes; another one is found again by drawing forward
+    from the nearest kept state before it."""
 
     KEPT = 4
 
     def __init__(self, world: _World, first: _State):
         self.world = world
         self._first = first
-        self._recent: dict[int, _State] = {}
+        # Least recently read first.
+        self._recent: collections.OrderedDict[int, _State] = collections.OrderedDict()
 
     def __getitem__(self, d: int) -> _State:
         if d == 0:
             return self._first
         if d in self._recent:
+            self._recent.move_to_end(d)
             return self._recent[d]
         start = max((k for k in self._recent if k < d), default=0)
         state = self[start]
         while state.period < d:
             state = _next(self.world, state)
-            self._recent[state.period] = state
-            if len(self._recent) > self.KEPT:
-                del self._recent[min(self._recent)]
+        self._recent[d] = state
+        if len(self._recent) > self.KEPT:
+            self._recent.popitem(last=False)
         return state
 
 
