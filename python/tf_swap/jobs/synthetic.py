@@ -136,13 +136,10 @@ def _renew(rng, effect: np.ndarray, fraction: float, sigma: float) -> np.ndarray
 class _World:
     """What does not drift: the stream's sizes and the fixed effects."""
 
-    periods: int
     samples: int
     users: int
     items: int
     drift: Drift
-    buckets: int
-    raw_ids: bool
     user_bias: np.ndarray
     category: np.ndarray
     item_vec: np.ndarray
@@ -397,8 +394,7 @@ def synthetic_stream(
     score[items:] = -np.inf  # not yet released
     domains = [users, total_items, categories, 24]
     world = _World(
-        periods, samples, users, items, drift, buckets, raw_ids,
-        user_bias, category, item_vec, user_p,
+        samples, users, items, drift, user_bias, category, item_vec, user_p,
         feature_codes(domains, FIELDS, buckets, raw_ids),
     )  # fmt: skip
     first = _start(
