@@ -34,6 +34,14 @@ def staleness_summary(taus) -> dict:
     }
 
 
+def merge_counts(*counts) -> np.ndarray:
+    """The sum of `np.bincount`-style counts of different lengths."""
+    total = np.zeros(max(len(c) for c in counts), np.int64)
+    for c in counts:
+        total[: len(c)] += c
+    return total
+
+
 def staleness_counts_summary(counts) -> dict:
     """`staleness_summary` of the taus `counts` counts (`counts[t]`
     updates of staleness `t`, as `np.bincount` gives), without the taus:

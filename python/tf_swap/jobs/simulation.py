@@ -298,6 +298,7 @@ class Simulation:
         (`TableCounts`), `seconds`). `summaries`: a `PeriodSummaries`
         written as each period ends."""
         from tf_swap.jobs.models import dynamic_tables, wide_zero_fraction
+        from tf_swap.jobs.reporting import merge_counts
         from tf_swap.jobs.table_counts import TableCounts
 
         tables = TableCounts()
@@ -325,10 +326,7 @@ class Simulation:
             self.run_events(events, *feed.take(int(np.sum(events.next >= 0))))
             tau = events.staleness
             taus.append(tau)
-            counts = np.bincount(tau)
-            if len(counts) > len(staleness):
-                staleness = np.pad(staleness, (0, len(counts) - len(staleness)))
-            staleness[: len(counts)] += counts
+            staleness = merge_counts(staleness, np.bincount(tau))
             if progress is not None:
                 progress.update(len(events))
 

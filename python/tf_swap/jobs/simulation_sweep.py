@@ -65,7 +65,7 @@ from tf_swap.jobs.protocol import (
     best_learning_rate,
     dev_periods,
 )
-from tf_swap.jobs.reporting import staleness_counts_summary
+from tf_swap.jobs.reporting import merge_counts, staleness_counts_summary
 from tf_swap.jobs.simulation import SimConfig, head, one_run
 from tf_swap.jobs.streams import SeededStreams
 
@@ -133,9 +133,7 @@ def _cell_metrics(results: list[dict], reported: list[int]) -> dict:
     """One (variant, W) cell's entries of the run's per-W lists."""
     # `auc` lists periods 1 .. P-1; keep the reported ones.
     summary = summarize([[r["auc"][p - 1] for p in reported] for r in results])
-    staleness = np.zeros(max(len(r["staleness"]) for r in results), np.int64)
-    for r in results:
-        staleness[: len(r["staleness"])] += r["staleness"]
+    staleness = merge_counts(*(r["staleness"] for r in results))
     return {
         **_gauc_metrics(results, reported),
         "auc": summary.final_auc,
